@@ -1,0 +1,94 @@
+"""`sailvl caption --config FILE`: the CaptionJob pod entry point.
+
+`caption_main(argv)` parses `--config`, builds `CaptionConfig`, opens the stores,
+fetches the model to local disk when it lives in object storage, starts the metrics
+server, runs the pipelined worker and returns the process exit code (0: all assigned
+shards committed; 1: some shard failed, so the Indexed Job retries this index).
+Progress is logged as one JSON line per shard and written to
+`<output>/_progress/pod-<index>.json` for the operator to aggregate into status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+from typing import Any
+
+from sailvl.caption.config import CaptionConfig
+
+log = logging.getLogger("sailvl.caption")
+
+
+def local_model_path(model_uri: str, cache_dir: str | None = None) -> str:
+    """A local folder holding the model: the path itself for file URIs, otherwise a
+    copy of every object under the URI (skipped when the copy is already complete)."""
+    from sailvl.storage import open_store
+    from sailvl.storage.base import split_uri
+
+    scheme, rest = split_uri(model_uri)
+    if scheme == "file":
+        return rest
+    root = cache_dir or os.environ.get("SAILVL_CACHE") or tempfile.gettempdir()
+    dest = os.path.join(root, "models", rest.strip("/").replace("/", "_"))
+    done = os.path.join(dest, ".complete")
+    if os.path.exists(done):
+        return dest
+    store = open_store(model_uri)
+    for key in store.list(""):
+        path = os.path.join(dest, key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".part", "wb") as f:
+            f.write(store.read_bytes(key))
+        os.replace(path + ".part", path)
+    open(done, "w").close()
+    return dest
+
+
+def run_caption(
+    cfg: CaptionConfig, *, backend: Any = None, pipelined: bool = True, on_progress: Any = None
+) -> int:
+    """Run one pod's shards; returns the exit code."""
+    from sailvl.caption.backends import make_backend
+    from sailvl.caption.worker import CaptionWorker
+    from sailvl.runtime.metrics import serve
+    from sailvl.storage import open_store
+
+    in_store, out_store = open_store(cfg.input_uri), open_store(cfg.output_uri)
+    if cfg.metrics_port:
+        serve(cfg.metrics_port)
+    progress_key = f"_progress/pod-{cfg.shard_index}.json"
+
+    def report(snap: dict[str, Any]) -> None:
+        log.info("%s", json.dumps({"event": "caption_progress", **snap}, sort_keys=True))
+        try:
+            out_store.write_bytes(progress_key, json.dumps(snap, sort_keys=True).encode())
+        except Exception as exc:  # noqa: BLE001 - progress is best effort
+            log.warning("progress not written: %s", exc)
+        if on_progress is not None:
+            on_progress(snap)
+
+    own = backend is None
+    if own:
+        backend = make_backend(cfg, local_model_path(cfg.model_uri))
+    try:
+        worker = CaptionWorker(cfg, backend, in_store, out_store, on_progress=report)
+        snap = worker.run() if pipelined else worker.run_sequential()
+    finally:
+        if own:
+            backend.close()
+    return 1 if snap["shards_failed"] else 0
+
+
+def caption_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sailvl caption")
+    parser.add_argument("--config", required=True, help="job config file (YAML or JSON)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    return run_caption(CaptionConfig.from_file(args.config))
+
+
+if __name__ == "__main__":
+    raise SystemExit(caption_main())
