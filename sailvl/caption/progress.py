@@ -22,14 +22,24 @@ from collections import Counter
 from typing import Any
 
 
+_CACHE: dict[int, Any] = {}
+_CACHE_LOCK = threading.Lock()
+
+
 def _metrics(registry: Any) -> Any:
+    """One `Metrics` per registry per process: prometheus_client refuses to register a
+    name twice, so a second worker in the same process must reuse the first's."""
     try:
         import prometheus_client  # noqa: F401
     except ImportError:
         return None
     from sailvl.runtime.metrics import Metrics, family
 
-    return Metrics(family("sailvl_caption_"), registry=registry)
+    with _CACHE_LOCK:
+        key = id(registry)
+        if key not in _CACHE:
+            _CACHE[key] = (registry, Metrics(family("sailvl_caption_"), registry=registry))
+        return _CACHE[key][1]
 
 
 class Progress:
