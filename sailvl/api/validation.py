@@ -1,0 +1,91 @@
+"""Parse a resource (or its spec) into a model, or fail with messages naming the fields.
+
+Every problem becomes one line ``<path>: <message>`` where the path uses the wire names
+(camelCase, list indexes in brackets), e.g. ``spec.stages[1].budget: exactly one of
+tokens, samples and steps must be set``. :class:`SpecError` is the only exception type
+this module raises for bad input, so callers (the operator's status, the CLI's exit code
+2) handle one thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .constants import API_VERSION
+from .kinds import KINDS
+
+
+class SpecError(ValueError):
+    """A spec that can never work. ``problems`` holds one ``path: message`` per error."""
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+def format_loc(prefix: str, loc: Sequence[int | str]) -> str:
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.startswith("function-") or part in ("literal", "tagged-union"):
+            continue
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _problems(err: ValidationError, prefix: str) -> list[str]:
+    out = []
+    for e in err.errors():
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field"
+        out.append(f"{format_loc(prefix, e['loc'])}: {msg}")
+    return out
+
+
+def parse_spec(kind: str, spec: Any, prefix: str = "spec") -> BaseModel:
+    """Validate ``spec`` as ``kind``'s spec; raise :class:`SpecError` on any problem."""
+    if kind not in KINDS:
+        raise SpecError([f"kind: unknown kind {kind!r} (known: {sorted(KINDS)})"])
+    if not isinstance(spec, Mapping):
+        raise SpecError([f"{prefix}: must be a mapping, got {type(spec).__name__}"])
+    try:
+        model = KINDS[kind].spec.model_validate(dict(spec))
+    except ValidationError as err:
+        raise SpecError(_problems(err, prefix)) from None
+    if kind == "Curriculum":
+        from .compose import check_curriculum
+
+        check_curriculum(model, prefix)  # type: ignore[arg-type]
+    return model
+
+
+def parse_resource(obj: Any) -> tuple[str, str, BaseModel]:
+    """Validate a whole object (apiVersion, kind, metadata, spec): (kind, name, spec)."""
+    if not isinstance(obj, Mapping):
+        raise SpecError([f"resource: must be a mapping, got {type(obj).__name__}"])
+    problems = []
+    if obj.get("apiVersion") != API_VERSION:
+        problems.append(f"apiVersion: must be {API_VERSION}, got {obj.get('apiVersion')!r}")
+    kind = obj.get("kind")
+    if kind not in KINDS:
+        problems.append(f"kind: unknown kind {kind!r} (known: {sorted(KINDS)})")
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    if not isinstance(name, str) or not name:
+        problems.append("metadata.name: required")
+    if "spec" not in obj:
+        problems.append("spec: required")
+    if problems:
+        raise SpecError(problems)
+    spec = parse_spec(str(kind), obj["spec"])
+    if kind == "Curriculum":
+        from .compose import check_child_names
+
+        check_child_names(str(name), spec)  # type: ignore[arg-type]
+    return str(kind), str(name), spec

@@ -1,0 +1,107 @@
+"""The ``sailvl`` command: one entry point, one subcommand per job.
+
+Subcommands import their job module only when they run, so ``sailvl crds`` or
+``sailvl validate`` never pull in torch. Invalid input exits with code 2 and a message
+that names the field; nothing is started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_INVALID = 2
+
+# subcommand -> (module, function): the function takes the parsed argparse namespace.
+JOBS = {
+    "train": ("sailvl.train.main", "main"),
+    "caption": ("sailvl.caption.main", "main"),
+    "eval": ("sailvl.eval.main", "main"),
+    "run": ("sailvl.local.main", "main"),
+    "stats": ("sailvl.quality.main", "main"),
+    "report": ("sailvl.eval.report_main", "main"),
+    "gen-data": ("sailvl.data.synthetic_main", "main"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sailvl", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("crds", help="write crds/<kind>.yaml and the chart's copy")
+    c.add_argument("--out", action="append", type=Path, help="target folder (repeatable)")
+    v = sub.add_parser("validate", help="validate resource YAML files (exit 2 if invalid)")
+    v.add_argument("files", nargs="+", type=Path)
+    for name in ("train", "caption", "eval"):
+        j = sub.add_parser(name, help=f"run a {name} job from its job config")
+        j.add_argument("--config", required=True, type=Path)
+    r = sub.add_parser("run", help="run a Curriculum on this machine (no cluster)")
+    r.add_argument("file", type=Path)
+    r.add_argument("--runs", type=Path, default=Path("runs"), help="local run root")
+    r.add_argument("--storage", help="override storage URI (e.g. s3://bucket/prefix)")
+    s = sub.add_parser("stats", help="Table-1 caption statistics of a dataset")
+    s.add_argument("dataset")
+    s.add_argument("--sample", type=int, default=1000)
+    s.add_argument("--lang", default="auto")
+    s.add_argument("--column", default="caption")
+    rep = sub.add_parser("report", help="scaling-law report over eval results")
+    rep.add_argument("results", nargs="+", help="results.json files or folders")
+    rep.add_argument("--out", type=Path, default=Path("report"))
+    g = sub.add_parser("gen-data", help="write a synthetic dataset and benchmarks")
+    g.add_argument("out")
+    g.add_argument("--samples", type=int, default=1000)
+    g.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "crds":
+        from sailvl.api.crdgen import write_all
+
+        outs = args.out or [Path("crds"), Path("charts/sailvl-operator/crds")]
+        for path in write_all(*outs):
+            print(path)
+        return 0
+    if args.command == "validate":
+        return _validate(args.files)
+    module, func = JOBS[args.command]
+    from sailvl.api import SpecError
+
+    try:
+        rc = getattr(importlib.import_module(module), func)(args)
+    except SpecError as err:
+        print("invalid:", file=sys.stderr)
+        for problem in err.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    return int(rc or 0)
+
+
+def _validate(files: Sequence[Path]) -> int:
+    import yaml
+
+    from sailvl.api import SpecError, parse_resource
+
+    rc = 0
+    for path in files:
+        try:
+            for doc in yaml.safe_load_all(path.read_text()):
+                if doc is None:
+                    continue
+                kind, name, _ = parse_resource(doc)
+                print(f"{path}: {kind}/{name} ok")
+        except (OSError, yaml.YAMLError) as err:
+            print(f"{path}: cannot read: {err}", file=sys.stderr)
+            rc = EXIT_INVALID
+        except SpecError as err:
+            for problem in err.problems:
+                print(f"{path}: {problem}", file=sys.stderr)
+            rc = EXIT_INVALID
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
