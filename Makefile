@@ -1,0 +1,57 @@
+# Two set-up commands: `make demo` (the whole curriculum on this machine) and `make test`.
+# Both create and reuse one virtual environment at .venv; caches live outside the repo.
+
+PY        ?= python3
+VENV      := .venv
+BIN       := $(VENV)/bin
+CACHE     ?= $(HOME)/.cache/sailvl
+STAMP     := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+export DS_BUILD_OPS := 0
+export DS_ACCELERATOR := cpu
+export TORCH_EXTENSIONS_DIR := $(CACHE)/torch_extensions
+export SAILVL_CACHE := $(CACHE)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: venv test lint unit demo crds cluster tools bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q -e '.[operator,train,dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+# Tools that are not Python packages: promtool (Debian), helm and the control plane
+# (built from Go modules into $(CACHE), reused when present).
+tools: venv
+	bash tests/chart/install-tools.sh
+	bash tests/cluster/controlplane/build.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: venv tools lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+demo: venv
+	$(BIN)/sailvl run examples/demo/curriculum.yaml
+
+crds: venv
+	$(BIN)/sailvl crds
+
+cluster: venv tools
+	$(BIN)/python -m tests.cluster.controlplane.harness
+
+bench: venv
+	for f in tests/bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
