@@ -86,3 +86,32 @@ UNDERSTANDING_SUBSET: Final = 500
 
 # Aggregate metric names an eval gate may name besides a benchmark's own name.
 AGGREGATES: Final[tuple[str, ...]] = ("overall", *CATEGORIES)
+
+# Headline scores are on VLMEvalKit's reporting scale: percentages (0-100) for most
+# benchmarks, MME as perception + cognition (0-2800), OCRBench out of 1000. For category
+# and overall averages every score is first brought to 0-100 by these divisors.
+NORMALISE: Final[dict[str, float]] = {"mme": 28.0, "ocrbench": 10.0}
+
+
+def normalised(name: str, score: float) -> float:
+    return score / NORMALISE.get(name, 1.0)
+
+
+def aggregate(scores: dict[str, float]) -> dict[str, float]:
+    """Category averages (paper Table 4) and ``overall`` from headline scores.
+
+    A category's value is the mean of the normalised scores of its benchmarks that are
+    present; ``overall`` is the mean over every present benchmark that has a category.
+    Benchmarks without a category (the understanding suite) do not enter the averages.
+    """
+    by_cat: dict[str, list[float]] = {}
+    for name, score in scores.items():
+        bench = BENCHMARKS.get(name)
+        if bench is None or bench.category is None:
+            continue
+        by_cat.setdefault(bench.category, []).append(normalised(name, score))
+    out = {cat: sum(v) / len(v) for cat, v in by_cat.items()}
+    every = [s for v in by_cat.values() for s in v]
+    if every:
+        out["overall"] = sum(every) / len(every)
+    return out
