@@ -1,0 +1,77 @@
+"""Font discovery for the synthetic renderer.
+
+A fresh machine or slim image may have no TTFs at all, so PIL's built-in default font
+(`ImageFont.load_default(size)`, scalable since Pillow 10.1) is always in the list as
+`None`. System fonts are found under the usual directories (and `SAILVL_FONT_DIRS`,
+`:`-separated). A font counts as CJK only if its cmap really maps the probe characters
+(checked with fontTools when available, else by well-known file names), so Chinese
+samples are generated only when they can be rendered, never as tofu boxes.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from typing import Any
+
+FONT_DIRS = (
+    "/usr/share/fonts",
+    "/usr/local/share/fonts",
+    "/System/Library/Fonts",
+    "/Library/Fonts",
+    os.path.expanduser("~/.fonts"),
+    os.path.expanduser("~/.local/share/fonts"),
+)
+FONT_EXTS = (".ttf", ".otf", ".ttc")
+CJK_PROBE = "中文字体"
+CJK_NAME_HINTS = ("cjk", "wqy", "droidsansfallback", "simhei", "simsun", "msyh", "pingfang")
+
+
+@dataclass(frozen=True)
+class FontSet:
+    """Usable fonts: `latin` always holds `None` (PIL's default) plus system fonts."""
+
+    latin: tuple[str | None, ...]
+    cjk: tuple[str, ...]
+
+
+def _covers(path: str, text: str) -> bool:
+    try:
+        from fontTools.ttLib import TTCollection, TTFont
+    except ImportError:
+        return any(h in os.path.basename(path).lower() for h in CJK_NAME_HINTS)
+    try:
+        fonts = (
+            TTCollection(path).fonts if path.lower().endswith(".ttc") else [TTFont(path, lazy=True)]
+        )
+        cmap = fonts[0].getBestCmap() or {}
+    except Exception:  # unreadable font file: treat as not covering
+        return False
+    return all(ord(ch) in cmap for ch in text)
+
+
+@functools.lru_cache(maxsize=4)
+def discover_fonts(extra_dirs: tuple[str, ...] = ()) -> FontSet:
+    """Scan the font directories once per process (sorted: deterministic order)."""
+    env_dirs = tuple(d for d in os.environ.get("SAILVL_FONT_DIRS", "").split(":") if d)
+    paths: list[str] = []
+    for root in extra_dirs + env_dirs + FONT_DIRS:
+        if not os.path.isdir(root):
+            continue
+        for dirpath, _dirs, files in os.walk(root):
+            paths.extend(os.path.join(dirpath, f) for f in files if f.lower().endswith(FONT_EXTS))
+    paths = sorted(set(paths))
+    latin = [p for p in paths if _covers(p, "AaZz09")]
+    cjk = [p for p in paths if _covers(p, CJK_PROBE)]
+    return FontSet(latin=(None, *latin), cjk=tuple(cjk))
+
+
+@functools.lru_cache(maxsize=512)
+def load_font(path: str | None, size: int) -> Any:
+    """A PIL font at `size` px; `None` is PIL's built-in default font."""
+    from PIL import ImageFont
+
+    if path is None:
+        return ImageFont.load_default(size=size)
+    return ImageFont.truetype(path, size=size)
