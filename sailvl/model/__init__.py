@@ -1,0 +1,14 @@
+"""SAIL-VL model construction (transformers' InternVL classes), presets, freeze policy,
+tokenizers, checkpoints, the image processor and generation.
+
+Kept free of imports on purpose: `import sailvl.model` must not import torch or
+transformers. Import the submodule you need:
+
+- `sailvl.model.presets`: `get_preset(name)`, `ModelPreset.tokens_per_tile` (pure)
+- `sailvl.model.build`: `build_model(preset, device=..., dtype=...)`, `build_config`
+- `sailvl.model.freeze`: `apply_freeze(model, {"vision", "projector", "llm"})`
+- `sailvl.model.loader`: `ModelConfig`, `load_model(config) -> (model, tokenizer)`
+- `sailvl.model.checkpoint`: `save_checkpoint(model, tokenizer, uri)`, `save_parts`
+- `sailvl.model.processor`: `ImageProcessor` (PIL images -> pixel_values)
+- `sailvl.model.generate`: `generate(model, tokenizer, processor, images, prompts)`
+"""
