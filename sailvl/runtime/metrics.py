@@ -31,7 +31,7 @@ OPERATOR_METRICS_PORT = 9090
 """Port the operator serves /metrics on (container port named `metrics`)."""
 
 Kind = Literal["counter", "gauge", "histogram"]
-_NAME = re.compile(r"^sailvl_[a-z][a-z0-9_]*[a-z0-9]$")
+_NAME = re.compile(r"^sailvl_[a-z]([a-z0-9_]*[a-z0-9])?$")
 _LABEL = re.compile(r"^[a-z][a-z0-9_]*$")
 _JOB = ("namespace", "name")
 # Step times from sub-second (tiny model on CPU) to minutes (8B, large global batch).
