@@ -1,8 +1,8 @@
 """`sailvl caption --config FILE`: the CaptionJob pod entry point.
 
 `caption_main(argv)` parses `--config`, builds `CaptionConfig`, opens the stores,
-fetches the model to local disk when it lives in object storage, starts the metrics
-server, runs the pipelined worker and returns the process exit code (0: all assigned
+builds the backend (which fetches the model when it lives in object storage), starts
+the metrics server, runs the pipelined worker and returns the process exit code (0: all assigned
 shards committed; 1: some shard failed, so the Indexed Job retries this index).
 Progress is logged as one JSON line per shard and written to
 `<output>/_progress/pod-<index>.json` for the operator to aggregate into status.
@@ -13,38 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import tempfile
 from typing import Any
 
 from sailvl.caption.config import CaptionConfig
 
 log = logging.getLogger("sailvl.caption")
-
-
-def local_model_path(model_uri: str, cache_dir: str | None = None) -> str:
-    """A local folder holding the model: the path itself for file URIs, otherwise a
-    copy of every object under the URI (skipped when the copy is already complete)."""
-    from sailvl.storage import open_store
-    from sailvl.storage.base import split_uri
-
-    scheme, rest = split_uri(model_uri)
-    if scheme == "file":
-        return rest
-    root = cache_dir or os.environ.get("SAILVL_CACHE") or tempfile.gettempdir()
-    dest = os.path.join(root, "models", rest.strip("/").replace("/", "_"))
-    done = os.path.join(dest, ".complete")
-    if os.path.exists(done):
-        return dest
-    store = open_store(model_uri)
-    for key in store.list(""):
-        path = os.path.join(dest, key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + ".part", "wb") as f:
-            f.write(store.read_bytes(key))
-        os.replace(path + ".part", path)
-    open(done, "w").close()
-    return dest
 
 
 def run_caption(
@@ -72,7 +45,7 @@ def run_caption(
 
     own = backend is None
     if own:
-        backend = make_backend(cfg, local_model_path(cfg.model_uri))
+        backend = make_backend(cfg)
     try:
         worker = CaptionWorker(cfg, backend, in_store, out_store, on_progress=report)
         snap = worker.run() if pipelined else worker.run_sequential()

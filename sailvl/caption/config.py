@@ -134,6 +134,7 @@ class CaptionConfig:
     shard_count: int = 1  # number of pods; pod k handles input shards i with i % count == k
     shard_retries: int = 2  # extra attempts for a shard whose processing raised
     prefetch_shards: int = 1  # decoded shards buffered ahead of generation
+    stats_sample: int = 0  # output captions sampled for Table 1 stats in status; 0 = off
     metrics_port: int = 0  # Prometheus port (pods: 9400); 0 = no server (still counted)
     job_name: str = ""  # CaptionJob name: the `name` label of metrics; env SAILVL_JOB_NAME
     job_namespace: str = ""  # its namespace: the `namespace` label; env SAILVL_JOB_NAMESPACE
@@ -154,6 +155,7 @@ class CaptionConfig:
         _check(self.shard_index < self.shard_count, "shard_index", "must be < shard_count")
         _check(self.shard_retries >= 0, "shard_retries", "must be >= 0")
         _check(self.prefetch_shards >= 1, "prefetch_shards", "must be >= 1")
+        _check(self.stats_sample >= 0, "stats_sample", "must be >= 0")
         _check(0 <= self.metrics_port < 65536, "metrics_port", "0..65535")
         _check(self.progress_interval_s > 0, "progress_interval_s", "must be > 0")
         self.job_name = self.job_name or os.environ.get("SAILVL_JOB_NAME", "")

@@ -21,7 +21,6 @@ import time
 from collections import Counter
 from typing import Any
 
-
 _CACHE: dict[int, Any] = {}
 _CACHE_LOCK = threading.Lock()
 

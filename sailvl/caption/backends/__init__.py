@@ -37,14 +37,18 @@ class CaptionBackend(Protocol):
         ...
 
 
-def make_backend(cfg: CaptionConfig, model_path: str) -> CaptionBackend:
-    """Instantiate the configured backend on a local model folder."""
+def make_backend(cfg: CaptionConfig) -> CaptionBackend:
+    """Instantiate the configured backend on `cfg.model_uri` (a folder or a URI)."""
     if cfg.backend == "transformers":
         from sailvl.caption.backends.hf import TransformersBackend
 
-        return TransformersBackend(model_path, cfg.engine, cfg.generation)
+        return TransformersBackend(cfg.model_uri, cfg.engine, cfg.generation)
     if cfg.backend == "lmdeploy":
         from sailvl.caption.backends.lmdeploy import LMDeployBackend
+        from sailvl.model.checkpoint import download_to_temp, is_local, local_path
 
-        return LMDeployBackend(model_path, cfg.engine, cfg.generation)
+        # LMDeploy reads local folders only; an object-store model is copied once.
+        uri = cfg.model_uri
+        path = local_path(uri) if is_local(uri) else download_to_temp(uri)
+        return LMDeployBackend(path, cfg.engine, cfg.generation)
     raise ValueError(f"backend: unknown backend {cfg.backend!r}")

@@ -1,0 +1,131 @@
+"""`sailvl caption --config FILE`: a CaptionJob pod, from the job config to the exit code.
+
+The job config is the CaptionJob resource (`sailvl.api.jobconfig`: apiVersion, kind,
+metadata, resolved camelCase spec). `config_from_spec` maps the spec onto
+`CaptionConfig`; the pod's index comes from JOB_COMPLETION_INDEX (Indexed Job).
+
+Status. Every pod writes its own counters to `<output>/_progress/pod-<k>.json` and
+merge-patches the CaptionJob status with the *sum over all pods' files* (so pods never
+overwrite each other's counts with their own partial ones): shardsTotal, shardsDone,
+shardsFailed, samples, samplesPerSecond. When the output is complete (the pod that
+writes the output manifest), it also reports Table 1 statistics of `statsSample` output
+captions as `stats` (`<lang>_<field>`: e.g. `en_avg_length`, `zh_uniq_noun`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from sailvl.caption.config import CaptionConfig
+
+log = logging.getLogger("sailvl.caption")
+DEVICES = {"nvidia": "cuda", "ascend": "npu", "cpu": "cpu"}
+
+
+def config_from_spec(spec: Any, name: str = "", namespace: str = "") -> CaptionConfig:
+    """Map a `sailvl.api.caption.CaptionJobSpec` onto the worker's config."""
+    e, p, g, f = spec.engine, spec.prompt, spec.generation, spec.filter
+    return CaptionConfig.from_dict(
+        {
+            "input_uri": spec.input,
+            "output_uri": spec.output,
+            "model_uri": spec.model.uri,
+            "backend": spec.backend,
+            "engine": {
+                "tp": e.tp,
+                "batch_size": e.batch_size,
+                "session_len": e.session_len,
+                "cache_max_entry_count": e.cache_max_entry_count,
+                "max_dynamic_patch": e.max_dynamic_patch,
+                "device": DEVICES[spec.accelerator],
+            },
+            "prompt": {"lang": p.language, "use_alt_text": p.use_alt_text, "version": p.version},
+            "generation": {
+                "max_new_tokens": g.max_new_tokens,
+                "temperature": g.temperature,
+                "top_p": g.top_p,
+                "repetition_penalty": g.repetition_penalty,
+            },
+            "filter": {
+                "min_chars": f.min_chars,
+                "max_chars": f.max_chars,
+                "dedup": "exact" if f.dedup else "none",
+            },
+            "shard_count": spec.parallelism,
+            "shard_retries": spec.shard_retries,
+            "stats_sample": spec.stats_sample,
+            "job_name": name,
+            "job_namespace": namespace,
+        }
+    )
+
+
+def aggregate(out_store: Any) -> dict[str, Any]:
+    """Sum the per-pod progress files into CaptionJob status fields (camelCase)."""
+    tot = {"shardsTotal": 0, "shardsDone": 0, "shardsFailed": 0, "samples": 0}
+    rate = 0.0
+    for key in out_store.list("_progress/"):
+        try:
+            snap = json.loads(out_store.read_bytes(key))
+        except Exception:  # noqa: BLE001 - a torn or foreign file is skipped
+            continue
+        tot["shardsTotal"] += snap.get("shards_total", 0)
+        tot["shardsDone"] += snap.get("shards_done", 0)
+        tot["shardsFailed"] += snap.get("shards_failed", 0)
+        tot["samples"] += snap.get("samples", 0)
+        rate += snap.get("samples_per_second", 0.0)
+    return {**tot, "samplesPerSecond": round(rate, 3)}
+
+
+def run_job(cfg: CaptionConfig, reporter: Any = None, backend: Any = None) -> int:
+    """Run the pod and report status; returns the exit code."""
+    from sailvl.caption.cli import run_caption
+    from sailvl.storage import open_store
+
+    out_store = open_store(cfg.output_uri)
+
+    def report(snap: dict[str, Any]) -> None:
+        if reporter is not None:
+            reporter.update(aggregate(out_store))
+
+    rc = run_caption(cfg, backend=backend, on_progress=report)
+    if reporter is None:
+        return rc
+    fields = aggregate(out_store)
+    if rc == 0 and cfg.stats_sample and out_store.exists("manifest.json"):
+        try:
+            from sailvl.quality.stats import dataset_stats
+
+            rows = dataset_stats(cfg.output_uri, cfg.stats_sample)
+            fields["stats"] = {
+                f"{lang}_{k}": float(v)
+                for lang, s in rows.items()
+                for k, v in s.to_dict().items()
+                if k != "lang"
+            }
+        except Exception as exc:  # noqa: BLE001 - statistics are advisory
+            log.warning("caption statistics failed: %s", exc)
+    reporter.update(fields, final=True)
+    return rc
+
+
+def main(args: Any) -> int:
+    """Entry of `sailvl caption` (args.config: the job config path)."""
+    from sailvl.api.jobconfig import load_job_config
+    from sailvl.runtime.report import StatusReporter
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    kind, name, spec = load_job_config(args.config)
+    if kind != "CaptionJob":
+        raise SystemExit(f"sailvl caption: job config is a {kind}, not a CaptionJob")
+    from pathlib import Path
+
+    import yaml
+
+    meta = yaml.safe_load(Path(args.config).read_text()).get("metadata") or {}
+    namespace = meta.get("namespace", "default")
+    cfg = config_from_spec(spec, name, namespace)
+    cfg.metrics_port = cfg.metrics_port or 9400
+    return run_job(cfg, StatusReporter("CaptionJob", name, namespace))
