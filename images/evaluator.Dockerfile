@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1.7
+# Benchmark runner and scorers (transformers backend), also `sailvl report` for the
+# scaling-law fit and plots.
+# Build from the repository root: docker build -f images/evaluator.Dockerfile .
+
+# --- build --------------------------------------------------------------------------------
+FROM pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv --system-site-packages /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY sailvl/ sailvl/
+RUN pip install --no-cache-dir "./[train]"
+
+# --- runtime --------------------------------------------------------------------------------
+FROM pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime
+LABEL org.opencontainers.image.title="sailvl-evaluator"
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    HOME=/home/sailvl
+# Some bases already define uid 1000 (e.g. a default user); reuse it rather than fail.
+RUN (id -u 1000 >/dev/null 2>&1 || useradd --uid 1000 --create-home --home-dir /home/sailvl --shell /usr/sbin/nologin sailvl) \
+ && mkdir -p /home/sailvl && chown 1000:1000 /home/sailvl
+USER 1000:1000
+WORKDIR /home/sailvl
+EXPOSE 9400
+ENTRYPOINT ["sailvl"]
+CMD ["eval", "--config", "/etc/sailvl/job.yaml"]

@@ -1,0 +1,31 @@
+# syntax=docker/dockerfile:1.7
+# The sailvl operator: kopf running sailvl_operator.main. Slim Python, no torch.
+# Build from the repository root: docker build -f images/operator.Dockerfile -t sailvl/operator .
+
+# --- build: install the package and the operator extra into a venv ---------------------
+FROM python:3.11.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY sailvl/ sailvl/
+COPY operator/ operator/
+RUN pip install --no-cache-dir "./[operator]"
+
+# --- runtime: the venv only, as a non-root user ------------------------------------------
+FROM python:3.11.11-slim-bookworm
+LABEL org.opencontainers.image.title="sailvl-operator" \
+      org.opencontainers.image.description="kopf operator for the SAIL-VL training recipe" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+# 65532 is the conventional "nonroot" uid; the chart's runAsUser matches it. The root
+# filesystem is mounted read-only by the chart, so nothing is written outside /tmp.
+USER 65532:65532
+WORKDIR /tmp
+EXPOSE 8080 9090
+ENTRYPOINT ["kopf"]
+CMD ["run", "--standalone", "--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz", "-m", "sailvl_operator.main"]
