@@ -1,0 +1,377 @@
+"""Pure manifest builders: a resource's spec in, Kubernetes objects (dicts) out.
+
+One helper (:func:`meta`) merges labels and annotations for every child, so that the
+labels the operator selects on can never be overridden by a user's overlay. Names are
+deterministic: the ConfigMap is ``<name>-config``, the headless Service ``<name>``, the
+Job ``<name>-<attempt>`` (a TrainStage gets a new Job per group restart).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sailvl.api import constants as c
+from sailvl.api.caption import CaptionJobSpec
+from sailvl.api.common import PodOverlay, Resources, SecretRef
+from sailvl.api.evalsuite import EvalSuiteSpec
+from sailvl.api.jobconfig import dump_job_config, job_config
+from sailvl.api.train import TrainStageSpec
+
+JOB_SERVICE_ACCOUNT = "sailvl-job"
+DEFAULT_IMAGES = {
+    "TrainStage": {"nvidia": "sailvl/trainer-cuda:0.1.0", "ascend": "sailvl/trainer-ascend:0.1.0"},
+    "CaptionJob": {"*": "sailvl/captioner:0.1.0"},
+    "EvalSuite": {"*": "sailvl/evaluator:0.1.0"},
+}
+COMMAND = {"TrainStage": "train", "CaptionJob": "caption", "EvalSuite": "eval"}
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+# HCCL settings for multi-node Ascend jobs launched torchrun-style (no rank table).
+HCCL_ENV = {
+    "HCCL_CONNECT_TIMEOUT": "1200",
+    "HCCL_EXEC_TIMEOUT": "1800",
+    "HCCL_WHITELIST_DISABLE": "1",
+}
+
+
+def selector_labels(kind: str, name: str) -> dict[str, str]:
+    return {c.LABEL_KIND: kind, c.LABEL_NAME: name}
+
+
+def meta(
+    name: str,
+    namespace: str,
+    kind: str,
+    owner: str,
+    *layers: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Metadata of a child: user labels/annotations first, then ours (ours win)."""
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    for layer in layers:
+        if layer:
+            labels.update(layer.get("labels") or {})
+            annotations.update(layer.get("annotations") or {})
+    labels.update(
+        {
+            c.LABEL_PART_OF: c.PART_OF_VALUE,
+            c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE,
+            c.LABEL_COMPONENT: COMMAND[kind],
+            **selector_labels(kind, owner),
+        }
+    )
+    out: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
+    if annotations:
+        out["annotations"] = annotations
+    return out
+
+
+def config_map(kind: str, name: str, namespace: str, spec: Any) -> dict[str, Any]:
+    cfg = job_config(kind, name, namespace, spec)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta(f"{name}-config", namespace, kind, name),
+        "data": {c.CONFIG_FILE_NAME: dump_job_config(cfg)},
+    }
+
+
+def headless_service(name: str, namespace: str) -> dict[str, Any]:
+    """Gives rank 0 the stable name ``<job>-0.<name>`` before it is Ready."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta(name, namespace, "TrainStage", name),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": selector_labels("TrainStage", name),
+            "ports": [{"name": "rendezvous", "port": c.DEFAULT_MASTER_PORT}],
+        },
+    }
+
+
+def _env(values: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"name": k, "value": v} for k, v in values.items()]
+
+
+def _index_env(var: str) -> dict[str, Any]:
+    path = f"metadata.annotations['{INDEX_ANNOTATION}']"
+    return {"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def _resources(res: Resources, accel: str, devices: int) -> dict[str, Any]:
+    limits = {k: str(v) for k, v in res.limits.items()}
+    requests = {k: str(v) for k, v in res.requests.items()}
+    if accel in c.ACCELERATOR_RESOURCE and devices > 0:
+        limits[c.ACCELERATOR_RESOURCE[accel]] = str(devices)
+        requests[c.ACCELERATOR_RESOURCE[accel]] = str(devices)
+    out: dict[str, Any] = {}
+    if limits:
+        out["limits"] = limits
+    if requests:
+        out["requests"] = requests
+    return out
+
+
+def _pod(
+    kind: str,
+    name: str,
+    spec: Any,
+    env: list[dict[str, Any]],
+    accel: str,
+    devices: int,
+    pod_labels: dict[str, str],
+    pod_annotations: dict[str, str],
+    secret: SecretRef | None,
+) -> dict[str, Any]:
+    overlay: PodOverlay = spec.template
+    image = overlay.image or DEFAULT_IMAGES[kind].get(accel) or DEFAULT_IMAGES[kind].get("*")
+    container: dict[str, Any] = {
+        "name": COMMAND[kind],
+        "image": image,
+        "command": [
+            "sailvl",
+            COMMAND[kind],
+            "--config",
+            f"{c.CONFIG_MOUNT_PATH}/{c.CONFIG_FILE_NAME}",
+        ],
+        "env": [
+            *env,
+            {"name": "SAILVL_STATUS_SINK", "value": "kubernetes"},
+            *overlay.env,
+        ],
+        "ports": [{"name": "metrics", "containerPort": c.JOB_METRICS_PORT}],
+        "resources": _resources(spec.resources, accel, devices),
+        "volumeMounts": [
+            {"name": "job-config", "mountPath": c.CONFIG_MOUNT_PATH, "readOnly": True},
+            *overlay.volume_mounts,
+        ],
+    }
+    if secret is not None:
+        container["envFrom"] = [{"secretRef": {"name": secret.name}}]
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": overlay.service_account_name or JOB_SERVICE_ACCOUNT,
+        "containers": [container],
+        "volumes": [
+            {"name": "job-config", "configMap": {"name": f"{name}-config"}},
+            *overlay.volumes,
+        ],
+    }
+    node_selector = dict(overlay.node_selector)
+    if accel == "ascend":
+        node_selector[c.ASCEND_NODE_LABEL[0]] = c.ASCEND_NODE_LABEL[1]
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
+    for key, value in (
+        ("tolerations", overlay.tolerations),
+        ("affinity", overlay.affinity),
+        ("imagePullSecrets", overlay.image_pull_secrets),
+        ("priorityClassName", overlay.priority_class_name),
+        ("schedulerName", overlay.scheduler_name),
+    ):
+        if value:
+            pod_spec[key] = value
+    labels = {
+        **overlay.labels,
+        **pod_labels,
+        c.LABEL_PART_OF: c.PART_OF_VALUE,
+        **selector_labels(kind, name),
+    }
+    annotations = {**overlay.annotations, **pod_annotations}
+    template_meta: dict[str, Any] = {"labels": labels}
+    if annotations:
+        template_meta["annotations"] = annotations
+    return {"metadata": template_meta, "spec": pod_spec}
+
+
+def _job(
+    kind: str,
+    job_name: str,
+    owner: str,
+    namespace: str,
+    *,
+    completions: int,
+    pod: dict[str, Any],
+    job_labels: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": meta(job_name, namespace, kind, owner, {"labels": job_labels or {}}),
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": completions,
+            "parallelism": completions,
+            "template": pod,
+            **(extra or {}),
+        },
+    }
+
+
+def train_job_name(name: str, attempt: int) -> str:
+    return f"{name}-{attempt}"
+
+
+def train_job(name: str, namespace: str, spec: TrainStageSpec, attempt: int) -> dict[str, Any]:
+    """The Indexed Job of one attempt of a TrainStage: one pod per node, rank = index."""
+    job_name = train_job_name(name, attempt)
+    env = _env(
+        {
+            c.ENV_MASTER_ADDR: f"{job_name}-0.{name}.{namespace}.svc",
+            c.ENV_MASTER_PORT: str(c.DEFAULT_MASTER_PORT),
+            c.ENV_NNODES: str(spec.nodes),
+            c.ENV_NPROC_PER_NODE: str(spec.devices_per_node),
+            c.ENV_RESTART_ATTEMPT: str(attempt),
+        }
+    )
+    env.append(_index_env(c.ENV_NODE_RANK))
+    if spec.accelerator == "ascend":
+        env += _env(HCCL_ENV)
+        env.append({"name": "HCCL_IF_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
+    q = spec.queue
+    pod_labels = {c.LABEL_RESTART_ATTEMPT: str(attempt)}
+    pod_annotations: dict[str, str] = {}
+    if q.pod_group:
+        pod_annotations[c.ANNOTATION_VOLCANO_GROUP] = q.pod_group
+        pod_labels[c.LABEL_COSCHEDULING_GROUP] = q.pod_group
+    if q.volcano_queue:
+        pod_annotations[c.ANNOTATION_VOLCANO_QUEUE] = q.volcano_queue
+    devices = 0 if spec.accelerator == "cpu" else spec.devices_per_node
+    pod = _pod(
+        "TrainStage",
+        name,
+        spec,
+        env,
+        spec.accelerator,
+        devices,
+        pod_labels,
+        pod_annotations,
+        spec.storage_secret,
+    )
+    pod["spec"]["subdomain"] = name
+    extra: dict[str, Any] = {"backoffLimit": 0, "suspend": spec.suspend}
+    if spec.active_deadline_seconds:
+        extra["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    if spec.ttl_seconds_after_finished is not None:
+        extra["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
+    job_labels = {c.LABEL_RESTART_ATTEMPT: str(attempt)}
+    if q.kueue_queue:
+        job_labels[c.LABEL_KUEUE_QUEUE] = q.kueue_queue
+    return _job(
+        "TrainStage",
+        job_name,
+        name,
+        namespace,
+        completions=spec.nodes,
+        pod=pod,
+        job_labels=job_labels,
+        extra=extra,
+    )
+
+
+def caption_job(name: str, namespace: str, spec: CaptionJobSpec) -> dict[str, Any]:
+    """Indexed Job over the input shards: index k takes shards i with i % parallelism == k."""
+    env = _env({"SAILVL_SHARD_COUNT": str(spec.parallelism)})
+    env.append(_index_env("SAILVL_SHARD_INDEX"))
+    devices = 0 if spec.accelerator == "cpu" else spec.devices_per_pod
+    pod = _pod(
+        "CaptionJob", name, spec, env, spec.accelerator, devices, {}, {}, spec.storage_secret
+    )
+    extra = {
+        "backoffLimitPerIndex": spec.backoff_limit_per_index,
+        "maxFailedIndexes": spec.parallelism,
+    }
+    return _job(
+        "CaptionJob",
+        f"{name}-0",
+        name,
+        namespace,
+        completions=spec.parallelism,
+        pod=pod,
+        extra=extra,
+    )
+
+
+def eval_job(name: str, namespace: str, spec: EvalSuiteSpec) -> dict[str, Any]:
+    """Indexed Job: index k evaluates the benchmarks i with i % completions == k."""
+    shards = max(1, min(spec.parallelism, len(spec.all_benchmarks())))
+    env = _env({"SAILVL_SHARD_COUNT": str(shards)})
+    env.append(_index_env("SAILVL_SHARD_INDEX"))
+    devices = 0 if spec.accelerator == "cpu" else spec.devices_per_pod
+    pod = _pod("EvalSuite", name, spec, env, spec.accelerator, devices, {}, {}, spec.storage_secret)
+    extra = {"backoffLimitPerIndex": 1, "maxFailedIndexes": shards}
+    return _job("EvalSuite", f"{name}-0", name, namespace, completions=shards, pod=pod, extra=extra)
+
+
+def job_rbac(namespace: str) -> list[dict[str, Any]]:
+    """ServiceAccount + Role + RoleBinding letting job pods patch their status only."""
+    m = {
+        "namespace": namespace,
+        "labels": {c.LABEL_PART_OF: c.PART_OF_VALUE, c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE},
+    }
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": JOB_SERVICE_ACCOUNT, **m},
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": JOB_SERVICE_ACCOUNT, **m},
+            "rules": [
+                {
+                    "apiGroups": [c.GROUP],
+                    "resources": ["trainstages/status", "captionjobs/status", "evalsuites/status"],
+                    "verbs": ["get", "patch"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": JOB_SERVICE_ACCOUNT, **m},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": JOB_SERVICE_ACCOUNT,
+            },
+            "subjects": [
+                {"kind": "ServiceAccount", "name": JOB_SERVICE_ACCOUNT, "namespace": namespace}
+            ],
+        },
+    ]
+
+
+def owned_child(
+    kind: str, name: str, namespace: str, spec: dict[str, Any], owner: dict[str, Any], step: str
+) -> dict[str, Any]:
+    """A Curriculum's child resource, owned by it (deleting the Curriculum deletes it)."""
+    om = owner["metadata"]
+    return {
+        "apiVersion": c.API_VERSION,
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                c.LABEL_PART_OF: c.PART_OF_VALUE,
+                c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE,
+                c.LABEL_CURRICULUM: om["name"],
+                c.LABEL_STEP: step,
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": c.API_VERSION,
+                    "kind": "Curriculum",
+                    "name": om["name"],
+                    "uid": om["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": spec,
+    }

@@ -1,0 +1,150 @@
+"""Reconcile CaptionJob, TrainStage and EvalSuite: children from builders, status from
+their Job. Thin: read, decide with the pure modules, do the I/O, write status once."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from sailvl.api import SpecError, parse_spec
+from sailvl.api import constants as c
+from sailvl.api.benchmarks import aggregate
+from sailvl.api.compose import final_checkpoint
+
+from . import builders as b
+from . import k8s
+from . import status as s
+
+log = logging.getLogger(__name__)
+_RBAC_DONE: set[str] = set()
+
+
+def write_status(body: dict[str, Any], kind: str, new: dict[str, Any]) -> bool:
+    """Patch only the fields that differ from the resource's status; True if written."""
+    old = body.get("status") or {}
+    diff = {k: v for k, v in new.items() if old.get(k) != v}
+    if not diff:
+        return False
+    meta = body["metadata"]
+    k8s.patch_status(kind, meta["namespace"], meta["name"], diff)
+    return True
+
+
+def invalid(body: dict[str, Any], kind: str, err: SpecError) -> None:
+    """InvalidSpec: condition + Failed phase + a warning event; no children, no retries."""
+    msg = "; ".join(err.problems)
+    st = body.get("status") or {}
+    conds = s.phase_conditions(
+        st.get("conditions"),
+        c.FAILED,
+        c.REASON_INVALID_SPEC,
+        msg,
+        body["metadata"].get("generation"),
+    )
+    if write_status(body, kind, {"phase": c.FAILED, "message": msg, "conditions": conds}):
+        kopf.warn(body, reason=c.REASON_INVALID_SPEC, message=msg)
+
+
+def ensure_job_rbac(namespace: str) -> None:
+    if namespace in _RBAC_DONE:
+        return
+    for obj in b.job_rbac(namespace):
+        k8s.create(obj)
+    _RBAC_DONE.add(namespace)
+
+
+def _job_for(kind: str, name: str, ns: str, spec: Any, attempt: int) -> dict[str, Any]:
+    if kind == "TrainStage":
+        return b.train_job(name, ns, spec, attempt)
+    if kind == "CaptionJob":
+        return b.caption_job(name, ns, spec)
+    return b.eval_job(name, ns, spec)
+
+
+def reconcile(kind: str, body: dict[str, Any]) -> None:
+    """Create the children of a child resource (idempotent) and its first status."""
+    meta, st = body["metadata"], body.get("status") or {}
+    if st.get("phase") in c.TERMINAL_PHASES:
+        return  # finished: spec edits are ignored
+    name, ns = meta["name"], meta["namespace"]
+    try:
+        spec = parse_spec(kind, dict(body.get("spec") or {}))
+    except SpecError as err:
+        invalid(body, kind, err)
+        return
+    ensure_job_rbac(ns)
+    children = [b.config_map(kind, name, ns, spec)]
+    if kind == "TrainStage":
+        children.append(b.headless_service(name, ns))
+    attempt = int(st.get("restarts") or 0)
+    job = _job_for(kind, name, ns, spec, attempt)
+    for child in [*children, job]:
+        kopf.adopt(child, owner=body)
+        k8s.create(child)
+    existing = k8s.get("batch/v1", "Job", ns, job["metadata"]["name"]) or job
+    suspend = bool(getattr(spec, "suspend", False))
+    if kind == "TrainStage" and bool(existing["spec"].get("suspend")) != suspend:
+        k8s.patch_job(ns, job["metadata"]["name"], {"spec": {"suspend": suspend}})
+        existing["spec"]["suspend"] = suspend
+        kopf.info(
+            body,
+            reason=c.REASON_SUSPENDED if suspend else c.REASON_RESUMED,
+            message=f"suspend={suspend}",
+        )
+    observe_job(kind, body, existing)
+
+
+def observe_job(kind: str, body: dict[str, Any], job: dict[str, Any]) -> str | None:
+    """Fold the Job's state into the resource's status; returns the new phase."""
+    meta, st = body["metadata"], body.get("status") or {}
+    if st.get("phase") in c.TERMINAL_PHASES:
+        return None
+    name, ns, gen = meta["name"], meta["namespace"], meta.get("generation")
+    restarts = int(st.get("restarts") or 0)
+    if kind == "TrainStage" and job["metadata"]["name"] != b.train_job_name(name, restarts):
+        return None  # an event of an earlier attempt's Job
+    outcome = s.job_outcome(job)
+    new: dict[str, Any] = {"jobName": job["metadata"]["name"], "observedGeneration": gen}
+    phase, reason, message = outcome.phase, outcome.reason, outcome.message
+    if kind == "TrainStage":
+        spec = parse_spec(kind, dict(body["spec"]))
+        decision = s.train_decision(outcome, restarts, spec.max_restarts)  # type: ignore[attr-defined]
+        phase, reason, message = decision.phase, decision.reason, decision.message
+        if decision.action == "restart":
+            k8s.delete_job(ns, job["metadata"]["name"])
+            nxt = b.train_job(name, ns, spec, restarts + 1)  # type: ignore[arg-type]
+            kopf.adopt(nxt, owner=body)
+            k8s.create(nxt)
+            new.update(restarts=restarts + 1, jobName=nxt["metadata"]["name"])
+        if decision.action == "succeed":
+            new["finalCheckpoint"] = final_checkpoint(spec.output)  # type: ignore[attr-defined]
+    if kind == "CaptionJob":
+        new["shardsTotal"] = (
+            int(job["spec"].get("completions") or 0)
+            if not st.get("shardsTotal")
+            else st["shardsTotal"]
+        )
+    if kind == "EvalSuite" and phase == c.SUCCEEDED:
+        agg = aggregate(dict(st.get("scores") or {}))
+        new["overall"] = agg.pop("overall", None)
+        new["categories"] = agg
+    new.update(phase=phase, message=message or None)
+    new["conditions"] = s.phase_conditions(st.get("conditions"), phase, reason, message, gen)
+    if kind == "TrainStage" and "restarts" in new:
+        new["conditions"] = s.set_condition(
+            new["conditions"], c.COND_RESTARTING, True, reason, message, gen
+        )
+    if not st.get("startTime") and phase != c.PENDING:
+        new["startTime"] = s.now()
+    if phase in c.TERMINAL_PHASES:
+        new["completionTime"] = s.now()
+    new = {k: v for k, v in new.items() if v is not None}
+    if write_status(body, kind, new):
+        if "restarts" in new:
+            kopf.warn(body, reason=c.REASON_RESTARTING, message=message)
+        elif phase != st.get("phase"):
+            post = kopf.warn if phase == c.FAILED else kopf.info
+            post(body, reason=reason, message=message or phase)
+    return phase

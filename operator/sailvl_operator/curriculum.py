@@ -1,0 +1,114 @@
+"""Advance a Curriculum: one child at a time, gates, one status write per run.
+
+The decision is :func:`sailvl.api.flow.decide` (pure, shared with the local executor);
+this module only reads the children, creates the next one and writes the status. It is
+safe to run concurrently and repeatedly: child names are deterministic, a 409 means the
+child is already there, and the status is written only when it changed (an idle
+curriculum costs reads, never writes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from sailvl.api import SpecError, parse_resource
+from sailvl.api import constants as c
+from sailvl.api.compose import child_name, steps
+from sailvl.api.curriculum import CurriculumSpec
+from sailvl.api.flow import ChildState, child_spec, decide, step_rows
+from sailvl.runtime.metrics import Metrics, family
+
+from . import builders as b
+from . import k8s
+from . import status as s
+from .children import invalid, write_status
+
+METRICS = Metrics(family("sailvl_curriculum_"))
+CHILD_KINDS = ("CaptionJob", "TrainStage", "EvalSuite")
+
+
+def children_of(ns: str, name: str) -> dict[str, ChildState]:
+    out: dict[str, ChildState] = {}
+    for kind in CHILD_KINDS:
+        for obj in k8s.list_custom(kind, ns, f"{c.LABEL_CURRICULUM}={name}"):
+            step = (obj["metadata"].get("labels") or {}).get(c.LABEL_STEP)
+            if not step or obj["metadata"]["name"] != child_name(name, step):
+                continue
+            st = obj.get("status") or {}
+            out[step] = ChildState(
+                phase=st.get("phase") or c.PENDING,
+                scores={k: float(v) for k, v in (st.get("scores") or {}).items()},
+                tokens=st.get("tokens"),
+                message=st.get("message"),
+                start_time=st.get("startTime"),
+                completion_time=st.get("completionTime"),
+            )
+    return out
+
+
+def advance(ns: str, name: str) -> None:
+    body = k8s.get(c.API_VERSION, "Curriculum", ns, name)
+    if body is None or (body.get("status") or {}).get("phase") in c.TERMINAL_PHASES:
+        return
+    try:
+        _, _, parsed = parse_resource(body)
+    except SpecError as err:
+        invalid(body, "Curriculum", err)
+        return
+    assert isinstance(parsed, CurriculumSpec)
+    cur: CurriculumSpec = parsed
+    children = children_of(ns, name)
+    decision = decide(cur, children)
+    if decision.action == "create" and decision.step is not None:
+        step = decision.step
+        spec = child_spec(cur, step, children).model_dump(
+            by_alias=True, exclude_none=True, mode="json"
+        )
+        k8s.create(b.owned_child(step.kind, child_name(name, step.name), ns, spec, body, step.name))
+        children[step.name] = ChildState(phase=c.PENDING, start_time=s.now())
+    write(body, cur, children, decision)
+
+
+def write(
+    body: dict[str, Any], cur: CurriculumSpec, children: dict[str, ChildState], decision: Any
+) -> None:
+    meta, st = body["metadata"], body.get("status") or {}
+    all_steps = steps(cur)
+    done = sum(1 for x in all_steps if children.get(x.name, ChildState()).phase == c.SUCCEEDED)
+    phase = {"fail": c.FAILED, "succeed": c.SUCCEEDED}.get(decision.action, c.RUNNING)
+    reason = decision.reason if decision.action in ("fail", "succeed") else c.REASON_STEP_STARTED
+    current = decision.step.name if decision.step else None
+    new: dict[str, Any] = {
+        "phase": phase,
+        "currentStep": current,
+        "stepsDone": done,
+        "stepsTotal": len(all_steps),
+        "steps": step_rows(meta["name"], cur, children),
+        "message": decision.message,
+        "observedGeneration": meta.get("generation"),
+    }
+    new["conditions"] = s.phase_conditions(
+        st.get("conditions"), phase, reason, decision.message, meta.get("generation")
+    )
+    if not st.get("startTime"):
+        new["startTime"] = s.now()
+    if phase in c.TERMINAL_PHASES:
+        new["completionTime"] = s.now()
+    new = {k: v for k, v in new.items() if v is not None}
+    if not write_status(body, "Curriculum", new):
+        return
+    labels = {"namespace": meta["namespace"], "curriculum": meta["name"]}
+    METRICS.labels("sailvl_curriculum_steps", **labels).set(len(all_steps))
+    METRICS.labels("sailvl_curriculum_step", **labels).set(done)
+    if decision.action == "fail":
+        if decision.reason == c.REASON_GATE_FAILED and decision.step is not None:
+            METRICS.labels(
+                "sailvl_curriculum_gate_failures_total", **labels, step=decision.step.name
+            ).inc()
+        kopf.warn(body, reason=decision.reason, message=decision.message)
+    elif decision.action == "succeed":
+        kopf.info(body, reason=c.REASON_COMPLETED, message=decision.message)
+    elif current != st.get("currentStep"):
+        kopf.info(body, reason=c.REASON_STEP_STARTED, message=decision.message)

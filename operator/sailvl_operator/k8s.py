@@ -1,0 +1,152 @@
+"""The only module that talks to the API server (the ``kubernetes`` client, sync).
+
+Every call is idempotent from the caller's point of view: ``create`` treats 409
+Conflict as "already there" and returns the existing object; ``delete`` treats 404 as
+done; ``patch_status`` is a JSON merge patch of the status subresource.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from sailvl.api.constants import GROUP, VERSION
+from sailvl.api.kinds import KINDS
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _api() -> client.ApiClient:
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def reset() -> None:
+    """Forget the cached client (tests point the operator at a new cluster)."""
+    _api.cache_clear()
+
+
+def _dyn(api_version: str, kind: str) -> tuple[str, str, str]:
+    """(group, version, plural) of a kind we create."""
+    if api_version == f"{GROUP}/{VERSION}":
+        return GROUP, VERSION, KINDS[kind].plural
+    raise ValueError(f"not a custom kind: {api_version} {kind}")
+
+
+def create(obj: dict[str, Any]) -> dict[str, Any]:
+    """Create ``obj``; on 409 return the object that is already there."""
+    kind, ns = obj["kind"], obj["metadata"]["namespace"]
+    try:
+        return _create(obj, kind, ns)
+    except ApiException as err:
+        if err.status == 409:
+            existing = get(obj["apiVersion"], kind, ns, obj["metadata"]["name"])
+            if existing is not None:
+                return existing
+        raise
+
+
+def _create(obj: dict[str, Any], kind: str, ns: str) -> dict[str, Any]:
+    api = _api()
+    core, batch, rbac = (
+        client.CoreV1Api(api),
+        client.BatchV1Api(api),
+        client.RbacAuthorizationV1Api(api),
+    )
+    if kind == "ConfigMap":
+        return api.sanitize_for_serialization(core.create_namespaced_config_map(ns, obj))
+    if kind == "Service":
+        return api.sanitize_for_serialization(core.create_namespaced_service(ns, obj))
+    if kind == "ServiceAccount":
+        return api.sanitize_for_serialization(core.create_namespaced_service_account(ns, obj))
+    if kind == "Job":
+        return api.sanitize_for_serialization(batch.create_namespaced_job(ns, obj))
+    if kind == "Role":
+        return api.sanitize_for_serialization(rbac.create_namespaced_role(ns, obj))
+    if kind == "RoleBinding":
+        return api.sanitize_for_serialization(rbac.create_namespaced_role_binding(ns, obj))
+    group, version, plural = _dyn(obj["apiVersion"], kind)
+    return client.CustomObjectsApi(api).create_namespaced_custom_object(
+        group, version, ns, plural, obj
+    )  # type: ignore[no-any-return]
+
+
+def get(api_version: str, kind: str, ns: str, name: str) -> dict[str, Any] | None:
+    api = _api()
+    try:
+        if kind == "Job":
+            return api.sanitize_for_serialization(
+                client.BatchV1Api(api).read_namespaced_job(name, ns)
+            )  # type: ignore[no-any-return]
+        if kind == "ConfigMap":
+            return api.sanitize_for_serialization(
+                client.CoreV1Api(api).read_namespaced_config_map(name, ns)
+            )  # type: ignore[no-any-return]
+        if kind == "Service":
+            return api.sanitize_for_serialization(
+                client.CoreV1Api(api).read_namespaced_service(name, ns)
+            )  # type: ignore[no-any-return]
+        if kind in ("ServiceAccount", "Role", "RoleBinding"):
+            return {"kind": kind, "metadata": {"name": name, "namespace": ns}}
+        group, version, plural = _dyn(api_version, kind)
+        return client.CustomObjectsApi(api).get_namespaced_custom_object(
+            group, version, ns, plural, name
+        )  # type: ignore[no-any-return]
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+
+
+def list_custom(kind: str, ns: str, selector: str) -> list[dict[str, Any]]:
+    api = _api()
+    plural = KINDS[kind].plural
+    out = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        GROUP, VERSION, ns, plural, label_selector=selector
+    )
+    return list(out.get("items", []))
+
+
+def list_jobs(ns: str, selector: str) -> list[dict[str, Any]]:
+    api = _api()
+    jobs = client.BatchV1Api(api).list_namespaced_job(ns, label_selector=selector)
+    return [api.sanitize_for_serialization(j) for j in jobs.items]
+
+
+def patch_job(ns: str, name: str, patch: dict[str, Any]) -> None:
+    client.BatchV1Api(_api()).patch_namespaced_job(name, ns, patch)
+
+
+def delete_job(ns: str, name: str) -> None:
+    """Delete a Job and (in the background) its pods."""
+    try:
+        client.BatchV1Api(_api()).delete_namespaced_job(name, ns, propagation_policy="Background")
+    except ApiException as err:
+        if err.status != 404:
+            raise
+
+
+def patch_status(kind: str, ns: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+    """Merge-patch ``status`` into the resource's status subresource."""
+    api = _api()
+    return client.CustomObjectsApi(api).api_client.call_api(  # type: ignore[no-any-return]
+        f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{KINDS[kind].plural}/{{name}}/status",
+        "PATCH",
+        path_params={"namespace": ns, "name": name},
+        body={"status": status},
+        header_params={
+            "Content-Type": "application/merge-patch+json",
+            "Accept": "application/json",
+        },
+        auth_settings=["BearerToken"],
+        response_type="object",
+        _return_http_data_only=True,
+    )

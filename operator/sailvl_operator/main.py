@@ -1,0 +1,124 @@
+"""kopf entry point: ``kopf run --standalone [--all-namespaces | -n NS] -m sailvl_operator.main``.
+
+Handler function names are stable ids (kopf stores progress under them): do not rename.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import kopf
+
+from sailvl.api import constants as c
+from sailvl.runtime.metrics import Metrics, family, serve
+
+from . import children, curriculum, k8s
+
+METRICS = Metrics(family("sailvl_operator_"))
+G, V = c.GROUP, c.VERSION
+
+
+@kopf.on.startup()
+def operator_configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Watches can stall silently without explicit timeouts (kopf #698).
+    settings.watching.server_timeout = 120
+    settings.watching.client_timeout = 150
+    settings.watching.connect_timeout = 5
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf")
+    settings.posting.level = logging.INFO
+    port = int(os.environ.get("SAILVL_OPERATOR_METRICS_PORT", "9090"))
+    if port > 0:
+        serve(port)
+    METRICS.labels("sailvl_operator_info", version="0.1.0").set(1)
+
+
+def _timed(kind: str, handler: str, fn: Any, *args: Any) -> Any:
+    start = time.monotonic()
+    try:
+        out = fn(*args)
+        METRICS.labels("sailvl_operator_reconciles_total", kind=kind, result="success").inc()
+        return out
+    except kopf.TemporaryError:
+        METRICS.labels("sailvl_operator_reconciles_total", kind=kind, result="retry").inc()
+        raise
+    except Exception:
+        METRICS.labels("sailvl_operator_reconciles_total", kind=kind, result="error").inc()
+        METRICS.labels("sailvl_operator_errors_total", kind=kind).inc()
+        raise
+    finally:
+        METRICS.labels("sailvl_operator_step_duration_seconds", kind=kind, handler=handler).observe(
+            time.monotonic() - start
+        )
+
+
+# --- CaptionJob, TrainStage, EvalSuite: children and status from their Job.
+
+
+@kopf.on.resume(G, V, "captionjobs")
+@kopf.on.create(G, V, "captionjobs")
+@kopf.on.update(G, V, "captionjobs", field="spec")
+def captionjob_reconcile(body: kopf.Body, **_: Any) -> None:
+    _timed("CaptionJob", "reconcile", children.reconcile, "CaptionJob", dict(body))
+
+
+@kopf.on.resume(G, V, "trainstages")
+@kopf.on.create(G, V, "trainstages")
+@kopf.on.update(G, V, "trainstages", field="spec")
+def trainstage_reconcile(body: kopf.Body, **_: Any) -> None:
+    _timed("TrainStage", "reconcile", children.reconcile, "TrainStage", dict(body))
+
+
+@kopf.on.resume(G, V, "evalsuites")
+@kopf.on.create(G, V, "evalsuites")
+@kopf.on.update(G, V, "evalsuites", field="spec")
+def evalsuite_reconcile(body: kopf.Body, **_: Any) -> None:
+    _timed("EvalSuite", "reconcile", children.reconcile, "EvalSuite", dict(body))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE})
+def job_observe(body: kopf.Body, type: str | None, **_: Any) -> None:
+    if type == "DELETED":
+        return
+    labels = body.metadata.labels
+    kind, owner, ns = labels.get(c.LABEL_KIND), labels.get(c.LABEL_NAME), body.metadata.namespace
+    if kind not in curriculum.CHILD_KINDS or not owner or not ns:
+        return
+    res = k8s.get(c.API_VERSION, kind, ns, owner)
+    if res is None:
+        return
+    phase = _timed(kind, "observe", children.observe_job, kind, res, dict(body))
+    parent = (res["metadata"].get("labels") or {}).get(c.LABEL_CURRICULUM)
+    if parent and phase in c.TERMINAL_PHASES:
+        _timed("Curriculum", "advance", curriculum.advance, ns, parent)
+
+
+# --- Curriculum: one child at a time.
+
+
+@kopf.on.resume(G, V, "curricula")
+@kopf.on.create(G, V, "curricula")
+@kopf.on.update(G, V, "curricula", field="spec")
+def curriculum_reconcile(name: str, namespace: str, **_: Any) -> None:
+    _timed("Curriculum", "advance", curriculum.advance, namespace, name)
+
+
+def _child_changed(body: kopf.Body, **_: Any) -> None:
+    parent = body.metadata.labels.get(c.LABEL_CURRICULUM)
+    if parent and body.metadata.namespace:
+        _timed("Curriculum", "advance", curriculum.advance, body.metadata.namespace, parent)
+
+
+for _plural in ("captionjobs", "trainstages", "evalsuites"):
+    kopf.on.event(
+        G, V, _plural, labels={c.LABEL_CURRICULUM: kopf.PRESENT}, id=f"curriculum_child_{_plural}"
+    )(_child_changed)
+
+
+@kopf.timer(G, V, "curricula", interval=30, initial_delay=30)
+def curriculum_check(name: str, namespace: str, status: kopf.Status, **_: Any) -> None:
+    """Safety net for a missed event: level-based, writes only when something changed."""
+    if status.get("phase") not in c.TERMINAL_PHASES:
+        curriculum.advance(namespace, name)
