@@ -79,14 +79,16 @@ class Helm:
         proc = self._run(["lint", "--strict", str(chart)], values)
         return [] if proc.returncode == 0 else [proc.stdout + proc.stderr]
 
-    def template(self, chart: Path, values: dict[str, Any]) -> dict[str, str]:
+    def template(
+        self, chart: Path, values: dict[str, Any], namespace: str = NAMESPACE
+    ) -> dict[str, str]:
         """`helm template`: rendered text by template path (without crds/)."""
         if self.backend == "sdk":
             import helm_python
 
             loaded = helm_python.Chart.load(chart)
-            return loaded.render(values or None, name=RELEASE, namespace=NAMESPACE, is_install=True)
-        proc = self._run(["template", RELEASE, str(chart), "-n", NAMESPACE], values)
+            return loaded.render(values or None, name=RELEASE, namespace=namespace, is_install=True)
+        proc = self._run(["template", RELEASE, str(chart), "-n", namespace], values)
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr)
         return {"all.yaml": proc.stdout}
@@ -131,10 +133,13 @@ class Renderer:
         self.helm = helm
         self._cache: dict[str, list[dict[str, Any]]] = {}
 
-    def __call__(self, values: dict[str, Any], chart: Path = CHART) -> list[dict[str, Any]]:
-        key = json.dumps([str(chart), values], sort_keys=True)
+    def __call__(
+        self, values: dict[str, Any], chart: Path = CHART, namespace: str = NAMESPACE
+    ) -> list[dict[str, Any]]:
+        key = json.dumps([str(chart), values, namespace], sort_keys=True)
         if key not in self._cache:
-            self._cache[key] = docs_of(self.helm.template(chart, copy.deepcopy(values)))
+            rendered = self.helm.template(chart, copy.deepcopy(values), namespace)
+            self._cache[key] = docs_of(rendered)
         return copy.deepcopy(self._cache[key])
 
 

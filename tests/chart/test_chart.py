@@ -270,3 +270,16 @@ def test_every_values_key_has_a_comment() -> None:
         if not (above.startswith("#") or "#" in line.split(":", 1)[1]):
             undocumented.append(f"line {i + 1}: {m.group(2)}")
     assert undocumented == []
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_kopf_accepts_the_rendered_command_line(render: Renderer, scenario: str) -> None:
+    # Parse with kopf's own click command: an option kopf does not know fails here.
+    from kopf.cli import main as kopf_main
+
+    c = operator_container(render(SCENARIOS[scenario]))
+    assert c["command"] == ["kopf"] and c["args"][0] == "run"
+    params = kopf_main.get_command(None, "run").make_context("run", c["args"][1:]).params
+    assert params["modules"] == ("sailvl_operator.main",)
+    assert params["clusterwide"] == (SCENARIOS[scenario].get("scope", "cluster") == "cluster")
+    assert params["standalone"] != bool(params["peering_name"])
