@@ -305,7 +305,7 @@ def _build(spec: MetricSpec, registry: Any) -> Any:
         return pc.Counter(spec.base, spec.help, **common)
     if spec.kind == "gauge":
         return pc.Gauge(spec.name, spec.help, **common)
-    return pc.Histogram(spec.name, spec.help, buckets=spec.buckets, **common)
+    return pc.Histogram(spec.name, spec.help, buckets=spec.buckets or (), **common)
 
 
 @dataclass
