@@ -25,6 +25,13 @@ MODULE_PREFIXES: Mapping[str, tuple[str, ...]] = {
     "llm": ("model.language_model.", "lm_head."),
 }
 
+# The three policies by the names paper Table 3 reports them under.
+POLICY_NAMES: Mapping[str, frozenset[str]] = {
+    "projector": frozenset({"projector"}),
+    "vision+projector": frozenset({"vision", "projector"}),
+    "all": frozenset(MODULES),
+}
+
 # The trainable modules of each stage of the recipe.
 STAGE_TRAINABLE: Mapping[str, frozenset[str]] = {
     "pretrain-alignment": frozenset({"projector"}),

@@ -91,11 +91,6 @@ class ModelPreset:
         return round((self.patches_per_side * self.downsample_ratio) ** 2)
 
 
-# Trainable-module sets of the three freeze policies used by the five stages.
-POLICY_PROJECTOR = frozenset({"projector"})
-POLICY_VISION_PROJECTOR = frozenset({"vision", "projector"})
-POLICY_ALL = frozenset({"vision", "projector", "llm"})
-
 _INTERNVIT_300M = VisionPreset(
     hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096
 )
