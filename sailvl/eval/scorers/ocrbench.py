@@ -7,8 +7,8 @@ kept, for every other category both are lower-cased. An empty answer therefore a
 matches, as in VLMEvalKit. The five reported groups fold the six text-recognition
 categories into "Text Recognition"; ``Final Score`` is the raw count (out of 1000 on
 the full benchmark) and ``Final Score Norm`` is that count / 10. The headline ``score``
-is the percentage of rows right (= Final Score Norm on the full 1000 rows), so subsets
-stay on a 0-100 scale.
+is rows right x 1000 / rows: VLMEvalKit's ``Final Score`` on the full 1000 rows, and
+still on the 0-1000 scale for a subset.
 """
 
 from __future__ import annotations
@@ -54,5 +54,5 @@ def ocrbench(records: Sequence[Record], judge: JudgeLike | None = None) -> Score
     total = sum(final.values())
     out.metrics = {**final, "Final Score": total, "Final Score Norm": total / 10}
     if records:
-        out.score = 100.0 * sum(s["hit"] for s in out.samples) / len(records)
+        out.score = 1000.0 * sum(s["hit"] for s in out.samples) / len(records)
     return out
