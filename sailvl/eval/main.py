@@ -1,0 +1,55 @@
+"""``sailvl eval --config FILE``: evaluate a checkpoint for an EvalSuite.
+
+Reads the job config (an EvalSuite's resolved spec), builds :class:`EvalConfig`, loads
+the model, serves Prometheus metrics on the job port, reports progress to the
+EvalSuite's status through ``sailvl.runtime.report.StatusReporter`` (sink from
+``SAILVL_STATUS_SINK``) and writes results under the spec's output URI. Exit code 0
+when results.json was written, even if some benchmarks failed (they are reported in
+it); 1 only when the run itself could not start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from .config import from_spec
+
+log = logging.getLogger(__name__)
+
+
+def main(args: Any) -> int:
+    from sailvl.api.jobconfig import load_job_config
+    from sailvl.runtime.report import StatusReporter
+
+    from .model_adapter import load_generator
+    from .runner import run_eval
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    kind, name, spec = load_job_config(args.config)
+    if kind != "EvalSuite":
+        log.error("eval: the job config is a %s, not an EvalSuite", kind)
+        return 1
+    namespace = os.environ.get("SAILVL_NAMESPACE", "default")
+    cfg = from_spec(spec, name=name, namespace=namespace)  # type: ignore[arg-type]
+    if os.environ.get("SAILVL_METRICS", "1") != "0":
+        try:
+            from sailvl.runtime.metrics import serve
+
+            serve()
+        except (ImportError, OSError) as err:
+            log.warning("metrics server not started: %s", err)
+    reporter = StatusReporter("EvalSuite", name, namespace)
+
+    def progress(snapshot: dict[str, Any]) -> None:
+        final = bool(snapshot.pop("final", False))
+        fields = {k: snapshot[k] for k in ("scores", "categories", "overall", "errors")}
+        fields["benchmarksDone"] = snapshot["benchmarksDone"]
+        fields["benchmarksTotal"] = snapshot["benchmarksTotal"]
+        reporter.update(fields, final=final)
+
+    generator = load_generator(cfg.model, preset=cfg.model_preset, batch_size=cfg.batch_size)
+    results = run_eval(cfg, generator, progress=progress)
+    log.info("eval done: overall %s, categories %s", results["overall"], results["categories"])
+    return 0
