@@ -1,0 +1,169 @@
+"""Loader throughput: sailvl's StreamingReader vs MosaicML `streaming`, same samples,
+same S3 server, same per-sample work, measured side by side in one run.
+
+Per sample both loaders do: read from S3 (cold: nothing cached locally), decode the
+image (PIL), tile it (`sailvl.data.tiling`, InternVL dynamic_preprocess, 448 px tiles,
+max 8 + thumbnail) and tokenise the conversation (`sailvl.data.template` with the tiny
+byte-level tokenizer). Two set-ups are timed:
+
+- in-process: sailvl with its read-ahead and `threads` decode pool vs streaming's
+  StreamingDataset iterated in the main thread (its own download threads);
+- DataLoader: both wrapped in torch DataLoader(num_workers=2, batch_size=None).
+
+Run: `python tests/bench/bench_loader.py [--samples N]`. Prints samples/s and ratios
+(sailvl / streaming); target >= 1.0x. Not a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from sailvl.data.dataset import WriterConfig  # noqa: E402
+from sailvl.data.synthetic import SyntheticConfig, make_sample, write_synthetic  # noqa: E402
+from tests.fixtures.s3server import start_s3_server  # noqa: E402
+
+_TOK: Any = None
+
+
+def work(image_bytes: bytes, conversations: list[dict[str, str]]) -> int:
+    """Decode, tile, tokenise; return the token count (so nothing is optimised away)."""
+    global _TOK
+    from PIL import Image
+
+    from sailvl.data.template import TemplateConfig, encode_conversation
+    from sailvl.data.tiling import TilingConfig, tile_image
+
+    if _TOK is None:
+        from sailvl.model.tokenizer import build_tiny_tokenizer
+
+        _TOK = build_tiny_tokenizer()
+    img = Image.open(io.BytesIO(image_bytes)).convert("RGB")
+    tiles = tile_image(img, TilingConfig(max_tiles=8))
+    enc = encode_conversation(_TOK, conversations, [len(tiles)], TemplateConfig())
+    return len(enc.input_ids)
+
+
+def sailvl_transform(sample: dict[str, Any]) -> dict[str, Any]:
+    return {"id": sample["id"], "tokens": work(sample["images"][0], sample["conversations"])}
+
+
+class MosaicTransform:
+    def __init__(self, remote: str, local: str) -> None:
+        from streaming import StreamingDataset
+
+        self.ds = StreamingDataset(
+            remote=remote, local=local, shuffle=True, batch_size=1, shuffle_seed=1
+        )
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for s in self.ds:
+            yield {"id": s["id"], "tokens": work(s["image"], json.loads(s["conversations"]))}
+
+
+def write_mds(samples: list[dict[str, Any]], local: str, remote_client: Any, bucket: str) -> None:
+    from streaming import MDSWriter
+
+    cols = {"id": "str", "image": "bytes", "caption": "str", "conversations": "str"}
+    with MDSWriter(out=local, columns=cols, size_limit=1 << 20) as out:
+        for s in samples:
+            out.write(
+                {
+                    "id": s["id"],
+                    "image": s["images"][0],
+                    "caption": s["caption"],
+                    "conversations": json.dumps(s["conversations"]),
+                }
+            )
+    for name in os.listdir(local):
+        remote_client.upload_file(os.path.join(local, name), bucket, f"mds/{name}")
+
+
+def timed(label: str, it: Any, n: int) -> float:
+    t0 = time.perf_counter()
+    count = tokens = 0
+    for item in it:
+        if "__skip__" in item:
+            continue
+        count += 1
+        tokens += item["tokens"]
+    dt = time.perf_counter() - t0
+    assert count == n, f"{label}: {count} samples, expected {n}"
+    print(f"  {label:<34} {n / dt:8.1f} samples/s  ({dt:.2f} s, {tokens} tokens)")
+    return n / dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=1500)
+    args = ap.parse_args()
+    n = args.samples
+    server = start_s3_server()
+    tmp = tempfile.mkdtemp(prefix="bench-loader-")
+    try:
+        os.environ.update(server.env())
+        bucket = server.new_bucket("bench")
+        cfg = SyntheticConfig(seed=11)
+        write_synthetic(f"s3://{bucket}/sailvl", n, cfg, WriterConfig(max_samples_per_shard=200))
+        write_mds(
+            [make_sample(i, cfg) for i in range(n)], f"{tmp}/mds-src", server.client(), bucket
+        )
+        print(
+            f"{n} synthetic samples ({server.kind} S3 at {server.endpoint}); decode+tile+tokenise each"
+        )
+        from streaming.base.util import clean_stale_shared_memory
+
+        from sailvl.data.reader import ReaderConfig, StreamingReader
+
+        def ours(workers: int = 1, threads: int = 2) -> StreamingReader:
+            # In DataLoader workers the processes already use the cores: one decode thread.
+            rc = ReaderConfig(seed=1, epochs=1, num_workers=workers, threads=threads, prefetch=64)
+            return StreamingReader([f"s3://{bucket}/sailvl"], rc, transform=sailvl_transform)
+
+        work(make_sample(0, cfg)["images"][0], make_sample(0, cfg)["conversations"])  # warm imports
+        results = {}
+        results["ours"] = timed("sailvl StreamingReader", ours(), n)
+        clean_stale_shared_memory()
+        results["mosaic"] = timed(
+            "mosaic StreamingDataset", MosaicTransform(f"s3://{bucket}/mds", f"{tmp}/c1"), n
+        )
+        print(f"  in-process ratio sailvl/streaming: {results['ours'] / results['mosaic']:.2f}x")
+
+        from torch.utils.data import DataLoader, IterableDataset
+
+        class Wrap(IterableDataset):  # type: ignore[type-arg]
+            def __init__(self, inner: Any) -> None:
+                self.inner = inner
+
+            def __iter__(self):  # type: ignore[no-untyped-def]
+                return iter(self.inner)
+
+        def loader(ds: Any) -> DataLoader:  # type: ignore[type-arg]
+            return DataLoader(Wrap(ds), batch_size=None, num_workers=2, collate_fn=lambda x: x)
+
+        results["ours_dl"] = timed("sailvl + DataLoader(2 workers)", loader(ours(2, threads=1)), n)
+        clean_stale_shared_memory()
+        results["mosaic_dl"] = timed(
+            "mosaic + DataLoader(2 workers)",
+            loader(MosaicTransform(f"s3://{bucket}/mds", f"{tmp}/c2")),
+            n,
+        )
+        print(
+            f"  DataLoader ratio sailvl/streaming: {results['ours_dl'] / results['mosaic_dl']:.2f}x"
+        )
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
