@@ -1,0 +1,68 @@
+"""Configuration checks run by the launcher before any worker starts (no torch).
+
+Every check here turns a mistake that would otherwise surface as a traceback in some
+worker's log (or a hang) into one clear message that reaches the TrainStage status,
+and the job exits with code 2. What cannot be known without tokenising data (a token
+budget smaller than one step) is checked by the workers and reported the same way.
+"""
+
+from __future__ import annotations
+
+from sailvl.runtime.device import DeviceError, check_available
+from sailvl.train.config import TrainConfig
+from sailvl.train.schedule import PlanError, plan_budget
+
+CONFIG_FILES = ("config.json",)
+
+
+class ConfigError(ValueError):
+    """A stage configuration that can never run; the message names the field."""
+
+
+def _has_config(uri: str) -> bool:
+    from sailvl.storage import StorageError, open_store
+
+    try:
+        return open_store(uri).exists("config.json")
+    except (StorageError, OSError, ValueError):
+        return False
+
+
+def check(cfg: TrainConfig) -> None:
+    """Raise ConfigError naming the first problem of `cfg`."""
+    try:
+        check_available(cfg.accelerator)
+    except DeviceError as err:
+        raise ConfigError(str(err)) from None
+    if cfg.budget_kind != "tokens":
+        try:
+            plan_budget(cfg.budget_kind, cfg.budget, cfg.global_batch)
+        except PlanError as err:
+            raise ConfigError(str(err)) from None
+    for field, uri in (
+        ("model.init", cfg.init_uri),
+        ("model.vision", cfg.vision_uri),
+        ("model.llm", cfg.llm_uri),
+    ):
+        if uri and not _has_config(uri):
+            raise ConfigError(f"{field}: no Hugging Face checkpoint (config.json) at {uri}")
+    if cfg.model_preset != "tiny" and not (cfg.init_uri or cfg.llm_uri):
+        raise ConfigError(
+            f"model.llm: preset {cfg.model_preset!r} needs model.init or model.llm "
+            "(its tokenizer and weights)"
+        )
+    for i, src in enumerate(cfg.data):
+        _check_dataset(f"data[{i}]", src.uri)
+
+
+def _check_dataset(field: str, uri: str) -> None:
+    from sailvl.data.dataset import Dataset
+    from sailvl.data.manifest import ManifestError
+    from sailvl.storage import StorageError
+
+    try:
+        ds = Dataset.open(uri)
+    except (ManifestError, StorageError, OSError, ValueError) as err:
+        raise ConfigError(f"{field}.uri: cannot read dataset {uri}: {err}") from None
+    if len(ds) == 0:
+        raise ConfigError(f"{field}.uri: dataset {uri} has no samples")
