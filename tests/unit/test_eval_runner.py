@@ -205,3 +205,30 @@ def test_config_validation_names_the_field() -> None:
         EvalConfig(model="m", output="o", benchmarks=[], shard_index=2, shard_count=2)
     with pytest.raises(ValueError, match="batch_size"):
         EvalConfig(model="m", output="o", benchmarks=[], batch_size=0)
+
+
+def test_from_spec_expands_suite_defaults_data_and_shards() -> None:
+    from sailvl.api.evalsuite import EvalSuiteSpec
+    from sailvl.eval.config import from_spec
+
+    spec = EvalSuiteSpec.model_validate(
+        {
+            "model": "file:///m",
+            "suite": "understanding",
+            "dataRoot": "s3://b/bench",
+            "output": "s3://b/out",
+            "parallelism": 2,
+            "judge": {"endpoint": "http://j:8000/v1", "model": "gpt"},
+        }
+    )
+    cfg = from_spec(spec, name="e", namespace="ns", env={"JOB_COMPLETION_INDEX": "1"})
+    assert (cfg.shard_index, cfg.shard_count, cfg.job) == (1, 2, ("ns", "e"))
+    first = cfg.benchmarks[0]
+    assert (first.name, first.data, first.scorer, first.subset) == (
+        "detailcaps",
+        "s3://b/bench/detailcaps.tsv",
+        "caption_judge",
+        500,
+    )
+    assert all(b.subset == 500 for b in cfg.benchmarks)
+    assert cfg.judge is not None and cfg.judge.model == "gpt"
