@@ -232,3 +232,15 @@ def test_from_spec_expands_suite_defaults_data_and_shards() -> None:
     )
     assert all(b.subset == 500 for b in cfg.benchmarks)
     assert cfg.judge is not None and cfg.judge.model == "gpt"
+
+
+def test_two_shards_split_rows_and_the_last_one_scores(tmp_path: Path) -> None:
+    uris = write_synthetic(f"file://{tmp_path}/data", n=10)
+    only = {"synth-yesno": uris["synth-yesno"]}
+    gens = [Oracle({}), Oracle({})]
+    first = run_eval(_cfg(tmp_path, only, shard_index=0, shard_count=2), gens[0])
+    assert first["benchmarks"]["synth-yesno"]["status"] == "waiting_for_shards"
+    last = run_eval(_cfg(tmp_path, only, shard_index=1, shard_count=2), gens[1])
+    entry = last["benchmarks"]["synth-yesno"]
+    assert [g.rows for g in gens] == [5, 5]
+    assert entry["status"] == "ok" and entry["scored_rows"] == 10 and entry["complete"]
