@@ -23,7 +23,7 @@ JOBS = {
     "run": ("sailvl.local.main", "main"),
     "stats": ("sailvl.quality.main", "main"),
     "report": ("sailvl.eval.report_main", "main"),
-    "gen-data": ("sailvl.data.synthetic_main", "main"),
+    "gen-data": ("sailvl.local.assets", "main"),
 }
 
 

@@ -1,0 +1,106 @@
+"""First-run set-up of a local demo: synthetic data, benchmarks and the initial model.
+
+Everything lands under the run's storage (``${RUN}`` of the demo curriculum), written
+once and reused (a ``_READY`` marker is committed last, so an interrupted set-up is
+redone rather than half-used):
+
+- ``data/raw``: images with alt-text for the caption step;
+- ``data/pretrain``: OCR renders and shape scenes with detailed captions (pretraining);
+- ``data/sft``: question / answer turns drawn like the synthetic benchmarks (other
+  seeds, the same prompts the evaluator uses), for the SFT stages;
+- ``bench/<name>.tsv``: the synthetic benchmarks (VLMEvalKit TSV);
+- ``models/tiny-init``: the randomly initialised tiny SAIL-VL model and its tokenizer,
+  the curriculum's starting point and the untrained baseline of the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+from typing import Any
+
+from sailvl.storage import open_store
+
+MARKER = "_READY"
+SIZES = {"synthetic": {"raw": 48, "pretrain": 1200, "sft": 1500, "bench": 60}}
+
+
+def ensure_assets(root: str, profile: str = "synthetic") -> None:
+    if profile not in SIZES:
+        raise ValueError(
+            f"sailvl.io/local-setup: unknown profile {profile!r} (known: {sorted(SIZES)})"
+        )
+    store = open_store(root)
+    if store.exists(MARKER):
+        return
+    n = SIZES[profile]
+    write_datasets(root.rstrip("/"), n)
+    from sailvl.eval.synthetic import write_synthetic as write_benchmarks
+
+    write_benchmarks(f"{root.rstrip('/')}/bench", n=n["bench"], seed=0)
+    save_initial_model(f"{root.rstrip('/')}/models/tiny-init")
+    store.write_bytes(MARKER, b"ok\n")
+
+
+def write_datasets(root: str, n: dict[str, int]) -> None:
+    from sailvl.data.synthetic import SyntheticConfig, write_synthetic
+
+    write_synthetic(f"{root}/data/raw", n["raw"], SyntheticConfig(seed=101, max_size=128))
+    write_synthetic(f"{root}/data/pretrain", n["pretrain"], SyntheticConfig(seed=202, max_size=128))
+    write_bench_style(f"{root}/data/sft", n["sft"], seed=303)
+
+
+def write_bench_style(uri: str, n: int, seed: int) -> None:
+    """Training rows shaped like the synthetic benchmarks' (disjoint seeds)."""
+    from sailvl.api.benchmarks import BENCHMARKS
+    from sailvl.data.dataset import DatasetWriter
+    from sailvl.eval.prompts import build_prompt
+    from sailvl.eval.synthetic import GENERATORS
+
+    out = DatasetWriter(uri, meta={"generator": "sailvl.local.assets", "seed": seed})
+    per = max(1, n // len(GENERATORS))
+    for name, (gen, _) in sorted(GENERATORS.items()):
+        rows = gen(per, random.Random(f"{seed}:{name}"))
+        images: dict[str, str] = {}
+        for row in rows:
+            cell = str(row["image"])
+            image = images[cell] if len(cell) <= 64 else cell
+            images[str(row["index"])] = image
+            prompt = build_prompt(name, BENCHMARKS[name].scorer, row)
+            out.write(
+                _row(f"{name}-{seed}-{row['index']}", image, prompt, str(row["answer"]), name)
+            )
+    out.close()
+
+
+def _row(id_: str, image_b64: str, prompt: str, answer: str, source: str) -> dict[str, Any]:
+    return {
+        "id": id_,
+        "images": [base64.b64decode(image_b64)],
+        "alt_text": "",
+        "caption": "",
+        "conversations": [
+            {"role": "user", "content": f"<image>\n{prompt}"},
+            {"role": "assistant", "content": answer},
+        ],
+        "source": source,
+        "lang": "en",
+    }
+
+
+def save_initial_model(uri: str, seed: int = 0) -> None:
+    from sailvl.model.build import build_model, fit_embeddings
+    from sailvl.model.checkpoint import save_checkpoint
+    from sailvl.model.tokenizer import build_tiny_tokenizer
+
+    tokenizer = build_tiny_tokenizer()
+    model = build_model("tiny", seed=seed)
+    fit_embeddings(model, tokenizer)
+    save_checkpoint(model, tokenizer, uri)
+
+
+def main(args: Any) -> int:
+    """``sailvl gen-data OUT``: the demo's data, benchmarks and initial model at OUT."""
+    ensure_assets(args.out)
+    print(f"wrote synthetic data, benchmarks and the initial model under {args.out}")
+    return 0
