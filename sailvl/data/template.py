@@ -17,9 +17,11 @@ on the assistant prefix `<|im_start|>assistant\\n`; the assistant's content and 
 input_ids (the model shifts them).
 
 Each turn is tokenised piece by piece (text spans between special tokens), and the
-special tokens are inserted by id. Special tokens split text in every HF tokenizer, so
-the ids equal those of tokenising the whole rendered string at once (a test checks
-this): generation prompts built as strings match what training saw.
+special tokens are inserted by id; text never turns into a special token, even if it
+spells one. Special tokens split text in every HF tokenizer, so for ordinary text the
+ids equal those of tokenising the whole rendered string at once (a test checks this).
+`encode_generation_prompt` builds inference prompts the same way, so generation sees
+exactly the layout training saw.
 """
 
 from __future__ import annotations
@@ -122,15 +124,23 @@ def place_images(turns: list[tuple[str, str]], num_images: int) -> list[tuple[st
     return turns
 
 
-def _encode_text(
+def _text_ids(tokenizer: Any, text: str) -> list[int]:
+    """Ids of plain text. Literal special-token strings in it stay text
+    (`split_special_tokens`): a caption containing "<|im_end|>" or "<IMG_CONTEXT>" can
+    neither end a turn early nor claim an image feature slot."""
+    if not text:
+        return []
+    return list(tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True))
+
+
+def _encode_body(
     tokenizer: Any, text: str, ids: dict[str, int], tiles: list[int], cfg: TemplateConfig
 ) -> list[int]:
     """Ids of a turn body: text spans tokenised, each `<image>` replaced by its run."""
     out: list[int] = []
     parts = text.split(IMAGE_PLACEHOLDER)
     for k, part in enumerate(parts):
-        if part:
-            out.extend(tokenizer.encode(part, add_special_tokens=False))
+        out.extend(_text_ids(tokenizer, part))
         if k < len(parts) - 1:
             n = tiles.pop(0) * cfg.tokens_per_tile
             out.extend([ids[IMG_START], *([ids[IMG_CONTEXT]] * n), ids[IMG_END]])
@@ -164,11 +174,7 @@ def encode_conversation(
     labels: list[int] = []
     for role, content in turns:
         prefix = [ids[IM_START], *tokenizer.encode(f"{role}\n", add_special_tokens=False)]
-        body = (
-            _encode_text(tokenizer, content, ids, tiles, config)
-            if role == "user"
-            else (tokenizer.encode(content, add_special_tokens=False) if content else [])
-        )
+        body = _encode_body(tokenizer, content, ids, tiles, config)
         turn = [*prefix, *body, ids[IM_END], *newline]
         input_ids.extend(turn)
         if role == "assistant":
@@ -177,6 +183,29 @@ def encode_conversation(
         else:
             labels.extend([IGNORE_INDEX] * len(turn))
     return EncodedSample(input_ids=input_ids, labels=labels, tiles_per_image=list(tiles_per_image))
+
+
+def encode_generation_prompt(
+    tokenizer: Any, question: str, tiles_per_image: Sequence[int], config: TemplateConfig
+) -> list[int]:
+    """Ids of `build_generation_prompt`, built like training ids (specials by id)."""
+    if any(t <= 0 for t in tiles_per_image):
+        raise ValueError(
+            f"tiles_per_image: every image needs >= 1 tile, got {list(tiles_per_image)}"
+        )
+    ids = _special_ids(tokenizer)
+    turns = place_images([("user", question)], len(tiles_per_image))
+    if config.system_prompt:
+        turns = [("system", config.system_prompt), *turns]
+    newline = tokenizer.encode("\n", add_special_tokens=False)
+    tiles = list(tiles_per_image)
+    out: list[int] = []
+    for role, content in [*turns, ("assistant", None)]:
+        out.extend([ids[IM_START], *tokenizer.encode(f"{role}\n", add_special_tokens=False)])
+        if content is not None:
+            out.extend([*_encode_body(tokenizer, content, ids, tiles, config), ids[IM_END]])
+            out.extend(newline)
+    return out
 
 
 def _prepare_turns(

@@ -11,4 +11,5 @@ transformers. Import the submodule you need:
 - `sailvl.model.checkpoint`: `save_checkpoint(model, tokenizer, uri)`, `save_parts`
 - `sailvl.model.processor`: `ImageProcessor` (PIL images -> pixel_values)
 - `sailvl.model.generate`: `generate(model, tokenizer, processor, images, prompts)`
+- `sailvl.model.attention`: packed-sequence attention (owned by the packing work)
 """

@@ -1,7 +1,7 @@
 """Batched generation for the caption and eval jobs (transformers backend).
 
 Each sample's images are tiled and normalised (`ImageProcessor`), its prompt is
-rendered with the training template (`build_generation_prompt`: the same ChatML and
+encoded with the training template (`encode_generation_prompt`: the same ChatML and
 `<IMG_CONTEXT>` runs the model was trained on, ending in `<|im_start|>assistant\\n`),
 and a batch is left-padded: decoder-only models continue from the last position, so
 padding must sit on the left, with the attention mask hiding it and position ids
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sailvl.data.template import TemplateConfig, build_generation_prompt
+from sailvl.data.template import TemplateConfig, encode_generation_prompt
 from sailvl.model.tokenizer import IM_END
 
 if TYPE_CHECKING:
@@ -92,14 +92,12 @@ def _generate_batch(
     template = TemplateConfig(
         tokens_per_tile=tokens_per_tile(model), system_prompt=cfg.system_prompt
     )
-    pixels, texts = [], []
+    pixels, rows = [], []
     for sample_images, prompt in zip(images, prompts, strict=True):
         pv, counts = processor(list(sample_images))
         pixels.append(pv)
-        texts.append(build_generation_prompt(prompt, counts, template))
-    enc = tokenizer(
-        texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
-    )
+        rows.append(encode_generation_prompt(tokenizer, prompt, counts, template))
+    input_ids, attention_mask = left_pad(rows, tokenizer.pad_token_id)
     device = next(model.parameters()).device
     pixel_values = torch.cat(pixels) if any(len(p) for p in pixels) else None
     if pixel_values is not None:
@@ -117,10 +115,24 @@ def _generate_batch(
     )
     with torch.inference_mode():
         ids = model.generate(
-            input_ids=enc["input_ids"].to(device),
-            attention_mask=enc["attention_mask"].to(device),
+            input_ids=input_ids.to(device),
+            attention_mask=attention_mask.to(device),
             pixel_values=pixel_values,
             generation_config=gen,
         )
-    new = ids[:, enc["input_ids"].shape[1] :]
+    new = ids[:, input_ids.shape[1] :]
     return [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
+    """(input_ids, attention_mask) long tensors with the padding on the left."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            mask[i, width - len(row) :] = 1
+    return ids, mask
