@@ -192,7 +192,7 @@ class ControlPlane:
             str(b / "kwok"), f"--kubeconfig={kc}", f"--config={HERE / 'kwok-stages.yaml'}",
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            "--node-ip=127.0.0.1", f"--node-port={kwok_port}",
+            "--node-ip=127.0.0.1", f"--node-port={kwok_port}", "--cidr=10.0.0.1/16",
             f"--server-address=127.0.0.1:{kwok_port}", "--node-lease-duration-seconds=40",
         ])  # fmt: skip
         insecure = insecure_context()
