@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sailvl.data.tiling import TilingConfig, tile_image
 from sailvl.model.presets import get_preset
@@ -46,6 +46,19 @@ class ProcessorConfig:
         """Tiles of the preset's tile size with the given grid limits."""
         tiling = TilingConfig(
             tile_size=get_preset(preset).tile_size,
+            min_tiles=min_tiles,
+            max_tiles=max_tiles,
+            use_thumbnail=use_thumbnail,
+        )
+        return cls(tiling=tiling)
+
+    @classmethod
+    def for_model(
+        cls, model: Any, *, min_tiles: int = 1, max_tiles: int = 12, use_thumbnail: bool = True
+    ) -> ProcessorConfig:
+        """Tiles of a built / loaded model's own tile size (read from its config)."""
+        tiling = TilingConfig(
+            tile_size=int(model.config.vision_config.image_size[0]),
             min_tiles=min_tiles,
             max_tiles=max_tiles,
             use_thumbnail=use_thumbnail,

@@ -41,6 +41,7 @@ def test_processor_normalises_with_imagenet_stats() -> None:
         -IMAGENET_MEAN[c] / IMAGENET_STD[c] for c in (1, 2)
     ]
     assert torch.allclose(red, torch.tensor(expected), atol=1e-5)
+    assert ProcessorConfig.for_model(build_model("tiny", device="meta"), max_tiles=4) == PROC.config
     empty, none = PROC([])
     assert empty.shape == (0, 3, 64, 64) and none == []
 
