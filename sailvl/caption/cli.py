@@ -31,7 +31,10 @@ def run_caption(
 
     in_store, out_store = open_store(cfg.input_uri), open_store(cfg.output_uri)
     if cfg.metrics_port:
-        serve(cfg.metrics_port)
+        try:
+            serve(cfg.metrics_port)
+        except OSError as exc:  # a busy port must not stop the captioning
+            log.warning("metrics server on port %d not started: %s", cfg.metrics_port, exc)
     progress_key = f"_progress/pod-{cfg.shard_index}.json"
 
     def report(snap: dict[str, Any]) -> None:

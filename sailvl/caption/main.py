@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Any
 
 from sailvl.caption.config import CaptionConfig
@@ -127,5 +128,7 @@ def main(args: Any) -> int:
     meta = yaml.safe_load(Path(args.config).read_text()).get("metadata") or {}
     namespace = meta.get("namespace", "default")
     cfg = config_from_spec(spec, name, namespace)
-    cfg.metrics_port = cfg.metrics_port or 9400
+    from sailvl.runtime.metrics import JOB_METRICS_PORT
+
+    cfg.metrics_port = int(os.environ.get("SAILVL_METRICS_PORT", JOB_METRICS_PORT))
     return run_job(cfg, StatusReporter("CaptionJob", name, namespace))
