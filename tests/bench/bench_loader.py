@@ -98,13 +98,14 @@ def timed(label: str, it: Any, n: int) -> float:
         tokens += item["tokens"]
     dt = time.perf_counter() - t0
     assert count == n, f"{label}: {count} samples, expected {n}"
-    print(f"  {label:<34} {n / dt:8.1f} samples/s  ({dt:.2f} s, {tokens} tokens)")
+    print(f"  {label:<44} {n / dt:8.1f} samples/s  ({dt:.2f} s, {tokens} tokens)")
     return n / dt
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--samples", type=int, default=1500)
+    ap.add_argument("--samples", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     n = args.samples
     server = start_s3_server()
@@ -130,14 +131,6 @@ def main() -> None:
             return StreamingReader([f"s3://{bucket}/sailvl"], rc, transform=sailvl_transform)
 
         work(make_sample(0, cfg)["images"][0], make_sample(0, cfg)["conversations"])  # warm imports
-        results = {}
-        results["ours"] = timed("sailvl StreamingReader", ours(), n)
-        clean_stale_shared_memory()
-        results["mosaic"] = timed(
-            "mosaic StreamingDataset", MosaicTransform(f"s3://{bucket}/mds", f"{tmp}/c1"), n
-        )
-        print(f"  in-process ratio sailvl/streaming: {results['ours'] / results['mosaic']:.2f}x")
-
         from torch.utils.data import DataLoader, IterableDataset
 
         class Wrap(IterableDataset):  # type: ignore[type-arg]
@@ -150,16 +143,35 @@ def main() -> None:
         def loader(ds: Any) -> DataLoader:  # type: ignore[type-arg]
             return DataLoader(Wrap(ds), batch_size=None, num_workers=2, collate_fn=lambda x: x)
 
-        results["ours_dl"] = timed("sailvl + DataLoader(2 workers)", loader(ours(2, threads=1)), n)
-        clean_stale_shared_memory()
-        results["mosaic_dl"] = timed(
-            "mosaic + DataLoader(2 workers)",
-            loader(MosaicTransform(f"s3://{bucket}/mds", f"{tmp}/c2")),
-            n,
-        )
-        print(
-            f"  DataLoader ratio sailvl/streaming: {results['ours_dl'] / results['mosaic_dl']:.2f}x"
-        )
+        def mosaic(tag: str) -> MosaicTransform:
+            clean_stale_shared_memory()  # a fresh, cold local cache for every run
+            return MosaicTransform(f"s3://{bucket}/mds", f"{tmp}/cache-{tag}")
+
+        # Alternate the order each round (A B, B A, ...) so load drift on a shared
+        # machine hits both loaders alike; report every round's ratio and the median.
+        setups = {
+            "in-process": (lambda: ours(), lambda t: mosaic(t)),
+            "DataLoader(2 workers)": (
+                lambda: loader(ours(2, threads=1)),
+                lambda t: loader(mosaic(t)),
+            ),
+        }
+        for name, (make_ours, make_mosaic) in setups.items():
+            ratios = []
+            for r in range(args.rounds):
+                runs = [
+                    ("sailvl", make_ours),
+                    ("streaming", lambda m=make_mosaic, t=f"{name}{r}": m(t)),  # type: ignore[misc]
+                ]
+                got = {}
+                for label, make in runs if r % 2 == 0 else runs[::-1]:
+                    got[label] = timed(f"{name} {label} (round {r})", make(), n)
+                ratios.append(got["sailvl"] / got["streaming"])
+            ratios.sort()
+            shown = ", ".join(f"{x:.2f}" for x in ratios)
+            print(
+                f"{name}: sailvl/streaming ratio median {ratios[len(ratios) // 2]:.2f}x ({shown})"
+            )
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
