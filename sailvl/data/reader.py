@@ -66,7 +66,9 @@ class ReaderConfig:
     epochs: int | None = None
     # Items buffered by the prefetch thread (0: no thread).
     prefetch: int = 64
-    # Threads decoding shards and running `transform` (0: in the prefetch thread).
+    # Threads decoding shards and running `transform` (0: in the prefetch thread). With
+    # threads > 0 the transform must be thread-safe: HF fast tokenizers are not (they
+    # raise "Already borrowed"), so keep one per thread (threading.local).
     threads: int = 2
     # Decoded shards kept in memory per source (must cover a block's shards).
     cache_shards: int = 8

@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -32,24 +33,25 @@ from sailvl.data.dataset import WriterConfig  # noqa: E402
 from sailvl.data.synthetic import SyntheticConfig, make_sample, write_synthetic  # noqa: E402
 from tests.fixtures.s3server import start_s3_server  # noqa: E402
 
-_TOK: Any = None
+# HF fast tokenizers raise "Already borrowed" when one instance encodes in two threads
+# at once: the reader's decode threads each get their own.
+_LOCAL = threading.local()
 
 
 def work(image_bytes: bytes, conversations: list[dict[str, str]]) -> int:
     """Decode, tile, tokenise; return the token count (so nothing is optimised away)."""
-    global _TOK
     from PIL import Image
 
     from sailvl.data.template import TemplateConfig, encode_conversation
     from sailvl.data.tiling import TilingConfig, tile_image
 
-    if _TOK is None:
+    if not hasattr(_LOCAL, "tok"):
         from sailvl.model.tokenizer import build_tiny_tokenizer
 
-        _TOK = build_tiny_tokenizer()
+        _LOCAL.tok = build_tiny_tokenizer()
     img = Image.open(io.BytesIO(image_bytes)).convert("RGB")
     tiles = tile_image(img, TilingConfig(max_tiles=8))
-    enc = encode_conversation(_TOK, conversations, [len(tiles)], TemplateConfig())
+    enc = encode_conversation(_LOCAL.tok, conversations, [len(tiles)], TemplateConfig())
     return len(enc.input_ids)
 
 
