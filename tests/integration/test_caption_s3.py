@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+import pytest
 
 from sailvl.data.dataset import Dataset, WriterConfig
 from sailvl.data.synthetic import write_synthetic
 from sailvl.storage import open_store
 
+pytestmark = pytest.mark.slow  # two tiny-model subprocesses: ~2-4 min on 2 busy cores
 SHARDS, PER_SHARD = 6, 2
 
 
