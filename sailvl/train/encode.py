@@ -16,6 +16,7 @@ raises: the reader counts it as a skipped sample and the stream stays aligned.
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +55,12 @@ def pixel_values(tiles: list[Any], dtype: Any) -> Any:
 
 
 class Encoder:
-    """Callable transform for `StreamingReader` (thread-safe: no mutable state)."""
+    """Callable transform for `StreamingReader`, called from its decode threads.
+
+    Image decoding and tiling run in parallel; tokenisation holds a lock: a Hugging Face
+    fast tokenizer is one Rust object that raises "Already borrowed" when two threads
+    use it at once, and the reader would count those samples as skipped.
+    """
 
     def __init__(self, tokenizer: Any, config: EncoderConfig) -> None:
         from sailvl.data.template import TemplateConfig
@@ -68,6 +74,7 @@ class Encoder:
             use_thumbnail=config.use_thumbnail,
         )
         self.template = TemplateConfig(tokens_per_tile=config.tokens_per_tile)
+        self._lock = threading.Lock()
 
     def conversation(self, row: dict[str, Any]) -> list[dict[str, str]]:
         from sailvl.data.template import caption_conversation
@@ -94,7 +101,10 @@ class Encoder:
                 cut = tile_image(img, self.tiling)
             tiles.extend(cut)
             per_image.append(len(cut))
-        enc = encode_conversation(self.tokenizer, self.conversation(row), per_image, self.template)
+        with self._lock:
+            enc = encode_conversation(
+                self.tokenizer, self.conversation(row), per_image, self.template
+            )
         dtype = getattr(torch, self.config.dtype)
         return {
             "id": row["id"],

@@ -84,13 +84,13 @@ def _image_term(engine: Any, dtype: Any, device: Any) -> Any:
     return feats.float().sum() * 0.0
 
 
-def _log_ids(step: int, rank: int, ids: list[str]) -> None:
+def _log_ids(step: int, rank: int, ids: list[str], loss: float) -> None:
     """Append the step's sample ids (tests compare them across a kill and resume)."""
     folder = os.environ.get("SAILVL_TRAIN_ID_LOG")
     if not folder:
         return
     os.makedirs(folder, exist_ok=True)
-    line = json.dumps({"step": step, "rank": rank, "pid": os.getpid(), "ids": ids})
+    line = json.dumps({"step": step, "rank": rank, "pid": os.getpid(), "loss": loss, "ids": ids})
     with open(os.path.join(folder, f"rank-{rank}.jsonl"), "a") as fh:
         fh.write(line + "\n")
 
@@ -239,7 +239,7 @@ def train(cfg: TrainConfig, worker: WorkerEnv, dev: DeviceSpec, reporter: Any) -
         )
         tokens += int(real_g)
         samples += cfg.global_batch
-        _log_ids(step, worker.rank, [i for r in rows for i in r.sample_ids])
+        _log_ids(step, worker.rank, [i for r in rows for i in r.sample_ids], loss_g)
         norm = getattr(engine, "get_global_grad_norm", lambda: None)()
         progress.record(
             StepRecord(

@@ -75,32 +75,39 @@ def main(args: Any) -> int:
         level=os.environ.get("SAILVL_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
-    raw, spec = _load(Path(args.config))
-    prepare_environment(spec.accelerator)
+    return run([Path(args.config)], ["-m", "sailvl.cli", "train", "--config", str(args.config)])
+
+
+def run(paths: list[Path], worker_argv: list[str]) -> int:
+    """Launcher or worker for the job configs `paths`, trained one after another in
+    the same process group (`worker_argv` re-enters this function in the workers)."""
+    jobs = [_load(p) for p in paths]
+    prepare_environment(jobs[0][1].accelerator)
     if in_worker():
-        return worker_main(raw, spec)
-    return launch(Path(args.config), raw, spec)
+        return worker_main(jobs)
+    return launch(jobs, worker_argv)
 
 
-def launch(path: Path, raw: dict[str, Any], spec: Any) -> int:
+def launch(jobs: list[tuple[dict[str, Any], Any]], worker_argv: list[str]) -> int:
     """The per-node launcher (see module docstring)."""
     from sailvl.runtime.distributed import launch_command, wait_for_master
 
-    reporter = reporter_for(raw)
-    try:
-        node = node_env(default_nproc=spec.devices_per_node)
-        cfg = _config(raw, spec, node.world_size)
-        check(cfg)
-    except (ConfigError, PlanError, ValueError) as err:
-        return _fail(reporter, str(err))
+    produced: set[str] = set()
+    for raw, spec in jobs:
+        try:
+            node = node_env(default_nproc=spec.devices_per_node)
+            cfg = _config(raw, spec, node.world_size)
+            check(cfg, produced=frozenset(produced))
+        except (ConfigError, PlanError, ValueError) as err:
+            return _fail(reporter_for(raw), str(err))
+        produced.add(f"{cfg.output.rstrip('/')}/final")
     if node.node_rank != 0:
         wait_for_master(node.master_addr)
     fd, err_file = tempfile.mkstemp(prefix="sailvl-train-error-")
     os.close(fd)
     os.unlink(err_file)
     env = {**os.environ, ERROR_FILE: err_file, "SAILVL_RESTART_ATTEMPT": str(node.restart_attempt)}
-    cmd = launch_command(node, ["-m", "sailvl.cli", "train", "--config", str(path)])
-    proc = subprocess.Popen(cmd, env=env)
+    proc = subprocess.Popen(launch_command(node, worker_argv), env=env)
     old = signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
     try:
         rc = proc.wait()
@@ -112,28 +119,28 @@ def launch(path: Path, raw: dict[str, Any], spec: Any) -> int:
     return 0 if rc == 0 else max(1, rc)
 
 
-def worker_main(raw: dict[str, Any], spec: Any) -> int:
-    """One worker: process group, then the loop; config errors exit 2 with a report."""
+def worker_main(jobs: list[tuple[dict[str, Any], Any]]) -> int:
+    """One worker: process group, then the loop per job; config errors exit 2."""
     from sailvl.runtime import metrics
     from sailvl.runtime.distributed import destroy, init_process_group
     from sailvl.train.loop import train
 
     worker = worker_env()
-    reporter = (
-        reporter_for(raw) if worker.is_main else StatusReporter("TrainStage", "-", "-", sink="none")
-    )
+    silent = StatusReporter("TrainStage", "-", "-", sink="none")
+    reporter = silent
     try:
-        dev = device_spec(spec.accelerator)
+        init_process_group(device_spec(jobs[0][1].accelerator), worker)
         restart = int(os.environ.get("SAILVL_RESTART_ATTEMPT", "0") or 0)
-        cfg = _config(raw, spec, worker.world_size, restart_attempt=restart)
-        init_process_group(dev, worker)
         port = int(os.environ.get("SAILVL_METRICS_PORT", metrics.JOB_METRICS_PORT))
         if worker.is_main and port >= 0:
             try:
                 metrics.serve(port)
             except OSError as err:
                 log.warning("metrics server on port %d not started: %s", port, err)
-        train(cfg, worker, dev, reporter)
+        for raw, spec in jobs:
+            reporter = reporter_for(raw) if worker.is_main else silent
+            cfg = _config(raw, spec, worker.world_size, restart_attempt=restart)
+            train(cfg, worker, device_spec(spec.accelerator), reporter)
     except (ConfigError, PlanError, DeviceError) as err:
         if worker.is_main:
             _fail(reporter, str(err))

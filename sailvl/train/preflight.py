@@ -28,8 +28,12 @@ def _has_config(uri: str) -> bool:
         return False
 
 
-def check(cfg: TrainConfig) -> None:
-    """Raise ConfigError naming the first problem of `cfg`."""
+def check(cfg: TrainConfig, *, produced: frozenset[str] = frozenset()) -> None:
+    """Raise ConfigError naming the first problem of `cfg`.
+
+    `produced`: checkpoint URIs an earlier stage of the same sequence will write
+    (`sailvl.train.sequence`); an init naming one of them is not checked yet.
+    """
     try:
         check_available(cfg.accelerator)
     except DeviceError as err:
@@ -44,7 +48,7 @@ def check(cfg: TrainConfig) -> None:
         ("model.vision", cfg.vision_uri),
         ("model.llm", cfg.llm_uri),
     ):
-        if uri and not _has_config(uri):
+        if uri and uri.rstrip("/") not in produced and not _has_config(uri):
             raise ConfigError(f"{field}: no Hugging Face checkpoint (config.json) at {uri}")
     if cfg.model_preset != "tiny" and not (cfg.init_uri or cfg.llm_uri):
         raise ConfigError(

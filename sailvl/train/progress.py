@@ -14,6 +14,17 @@ from typing import Any
 
 from sailvl.runtime.metrics import Metrics, family
 
+_SHARED: dict[int, Metrics] = {}
+
+
+def _metrics(registry: Any) -> Metrics:
+    """One Metrics per registry and process: several stages in one process
+    (`sailvl.train.sequence`) share the series instead of registering them twice."""
+    key = id(registry)
+    if key not in _SHARED:
+        _SHARED[key] = Metrics(family("sailvl_train_"), registry=registry)
+    return _SHARED[key]
+
 
 @dataclass(kw_only=True)
 class StepRecord:
@@ -50,7 +61,7 @@ class Progress:
         self.devices = devices
         self.peak = peak_flops
         self.labels = {"namespace": namespace, "name": name}
-        self.metrics = Metrics(family("sailvl_train_"), registry=registry) if enabled else None
+        self.metrics = _metrics(registry) if enabled else None
         self.tokens = 0
         self.samples = 0
         self.step = 0
