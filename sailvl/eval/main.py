@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 
 
 def main(args: Any) -> int:
+    from pathlib import Path
+
+    import yaml
+
     from sailvl.api.jobconfig import load_job_config
     from sailvl.runtime.report import StatusReporter
 
@@ -31,13 +35,17 @@ def main(args: Any) -> int:
     if kind != "EvalSuite":
         log.error("eval: the job config is a %s, not an EvalSuite", kind)
         return 1
-    namespace = os.environ.get("SAILVL_NAMESPACE", "default")
+    meta = yaml.safe_load(Path(args.config).read_text()).get("metadata") or {}
+    namespace = str(meta.get("namespace") or os.environ.get("SAILVL_NAMESPACE", "default"))
     cfg = from_spec(spec, name=name, namespace=namespace)  # type: ignore[arg-type]
-    if os.environ.get("SAILVL_METRICS", "1") != "0":
+    from sailvl.runtime.metrics import JOB_METRICS_PORT
+
+    port = int(os.environ.get("SAILVL_METRICS_PORT", JOB_METRICS_PORT))
+    if port > 0:
         try:
             from sailvl.runtime.metrics import serve
 
-            serve()
+            serve(port)
         except (ImportError, OSError) as err:
             log.warning("metrics server not started: %s", err)
     reporter = StatusReporter("EvalSuite", name, namespace)

@@ -22,7 +22,10 @@ from typing import Any
 from sailvl.storage import open_store
 
 MARKER = "_READY"
-SIZES = {"synthetic": {"raw": 48, "pretrain": 1200, "sft": 1500, "bench": 60}}
+SIZES = {
+    "synthetic": {"raw": 48, "pretrain": 1200, "sft": 1500, "bench": 60},
+    "synthetic-small": {"raw": 8, "pretrain": 96, "sft": 96, "bench": 9},  # tests
+}
 
 
 def ensure_assets(root: str, profile: str = "synthetic") -> None:
