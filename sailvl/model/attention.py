@@ -98,18 +98,16 @@ def sdpa_packed_forward(
             query, key, value, dropout_p=dropout, scale=scaling, is_causal=causal
         )
     else:
-        edges = cu.tolist()
+        # torch.split, not slicing: the backward of a split is one concatenation, while
+        # each slice's backward writes a full-size zero tensor (O(segments x T) memory).
+        lens = (cu[1:] - cu[:-1]).tolist()
+        parts = zip(query.split(lens, 2), key.split(lens, 2), value.split(lens, 2), strict=True)
         out = torch.cat(
             [
                 F.scaled_dot_product_attention(
-                    query[:, :, s:e],
-                    key[:, :, s:e],
-                    value[:, :, s:e],
-                    dropout_p=dropout,
-                    scale=scaling,
-                    is_causal=True,
+                    q, k, v, dropout_p=dropout, scale=scaling, is_causal=True
                 )
-                for s, e in zip(edges[:-1], edges[1:], strict=True)
+                for q, k, v in parts
             ],
             dim=2,
         )

@@ -1,0 +1,154 @@
+"""Benchmark: packed rows (stream accumulator + sailvl_packed attention) vs pad-to-longest.
+
+Run: python tests/bench/bench_packing.py [--samples 96] [--rounds 2] [--hf-mask] [--threads 1]
+
+Same samples, same tiny SAIL-VL model, training steps (forward + backward) on CPU, both
+measured side by side in one run (their steps are interleaved; the best of the rounds
+counts). Sample lengths are log-uniform in 32..512 tokens; the packing budget is
+2048 tokens; the padded baseline takes micro-batches of consecutive samples sized so a
+step holds about as many real tokens as a packed row, padded to the longest with a 2D
+attention mask (transformers' SDPA). Prints real tokens/s of each, the ratio (target
+>= 1.8x) and the padding waste (target <= 3%): for packing, the unused share of the
+2048-token budget over all rows (rows are not padded, so no compute is spent on it);
+for the baseline, the pad tokens' share of the tokens it computes.
+
+`--hf-mask` adds a third column: packed rows with transformers' own SDPA, which builds a
+dense [T, T] packed mask from the position ids (the field notes measured it slower than
+padding on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import time
+
+import torch
+
+from sailvl.data.packing import IGNORE_INDEX, Config, StreamAccumulator, packed_loss
+from sailvl.model.attention import use_packed_attention
+from sailvl.model.build import build_model
+
+BUDGET = 2048
+
+
+def make_samples(n: int, seed: int, vocab: int) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        length = round(math.exp(rng.uniform(math.log(32), math.log(512))))
+        ids = torch.tensor([rng.randrange(0, vocab) for _ in range(length)])
+        out.append({"id": str(i), "input_ids": ids, "labels": ids.clone()})
+    return out
+
+
+def padded_batches(samples: list[dict], batch_size: int) -> list[dict]:
+    batches = []
+    for i in range(0, len(samples), batch_size):
+        chunk = samples[i : i + batch_size]
+        width = max(s["input_ids"].numel() for s in chunk)
+        ids = torch.zeros(len(chunk), width, dtype=torch.long)
+        labels = torch.full((len(chunk), width), IGNORE_INDEX)
+        mask = torch.zeros(len(chunk), width, dtype=torch.long)
+        for r, s in enumerate(chunk):
+            n = s["input_ids"].numel()
+            ids[r, :n], labels[r, :n], mask[r, :n] = s["input_ids"], s["labels"], 1
+        batches.append({"input_ids": ids, "labels": labels, "attention_mask": mask})
+    return batches
+
+
+def train_step_packed(model, batch) -> None:
+    logits = model(**batch.model_inputs()).logits
+    packed_loss(logits, batch.labels, batch.loss_weight).backward()
+
+
+def train_step_hf_mask(model, batch) -> None:
+    logits = model(
+        input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False
+    ).logits
+    packed_loss(logits, batch.labels, batch.loss_weight).backward()
+
+
+def train_step_padded(model, batch) -> None:
+    model(**batch, use_cache=False).loss.backward()
+
+
+def set_attention(model, attn: str) -> None:
+    if attn == "sailvl_packed":
+        use_packed_attention(model)
+    else:
+        model.set_attn_implementation(attn)
+
+
+def timed_step(model, attn: str, step, batch) -> float:
+    set_attention(model, attn)
+    start = time.perf_counter()
+    step(model, batch)
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
+
+
+def interleaved(model, methods, rounds: int) -> dict[str, float]:
+    """Seconds per method for one pass over its batches, best of `rounds`.
+
+    Steps of the methods are interleaved (packed row i, padded batch i, ...) so a change
+    in machine load hits every method alike instead of whichever ran during it."""
+    for _, attn, step, batches in methods:  # warm-up
+        timed_step(model, attn, step, batches[0])
+    best = {name: math.inf for name, *_ in methods}
+    for _ in range(rounds):
+        spent = dict.fromkeys(best, 0.0)
+        for i in range(max(len(m[3]) for m in methods)):
+            for name, attn, step, batches in methods:
+                if i < len(batches):
+                    spent[name] += timed_step(model, attn, step, batches[i])
+        best = {name: min(best[name], spent[name]) for name in best}
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=96)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hf-mask", action="store_true")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)  # oversubscribed shared CPUs make timings erratic
+
+    model = build_model("tiny", dtype=torch.float32, seed=0)
+    model.train()
+    samples = make_samples(args.samples, args.seed, vocab=256)
+    real = sum(s["input_ids"].numel() for s in samples)
+
+    acc = StreamAccumulator(Config(max_tokens=BUDGET, max_buffers=16, close_slack=32))
+    rows = list(acc.pack(samples))
+    assert acc.stats.samples_packed == len(samples) and acc.stats.real_tokens == real
+    fill_waste = 1 - real / (len(rows) * BUDGET)
+
+    batch_size = max(1, round(real / len(rows) / (real / len(samples))))  # ~ tokens of a row
+    padded = padded_batches(samples, batch_size)
+    computed = sum(b["input_ids"].numel() for b in padded)
+    pad_waste = 1 - real / computed
+
+    methods = [("packed", "sailvl_packed", train_step_packed, rows)]
+    methods.append(("padded", "sdpa", train_step_padded, padded))
+    if args.hf_mask:
+        methods.append(("hf-mask", "sdpa", train_step_hf_mask, rows))
+    best = interleaved(model, methods, args.rounds)
+
+    print(f"samples {len(samples)}, real tokens {real}, lengths log-uniform 32..512")
+    print(f"packed : {len(rows)} rows of <= {BUDGET} tokens, fill waste {fill_waste:.2%}")
+    print(f"padded : {len(padded)} batches of {batch_size}, padding waste {pad_waste:.2%}")
+    for name in best:
+        print(f"{name:7s}: {real / best[name]:10.0f} real tokens/s ({best[name]:.2f} s)")
+    ratio = best["padded"] / best["packed"]
+    print(f"ratio packed / padded real tokens/s: {ratio:.2f}x (target >= 1.8x)")
+    print(f"packing padding waste: {fill_waste:.2%} (target <= 3%)")
+    if args.hf_mask:
+        print(f"ratio hf-mask / padded: {best['padded'] / best['hf-mask']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
