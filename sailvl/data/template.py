@@ -142,9 +142,13 @@ def _encode_body(
     for k, part in enumerate(parts):
         out.extend(_text_ids(tokenizer, part))
         if k < len(parts) - 1:
-            n = tiles.pop(0) * cfg.tokens_per_tile
-            out.extend([ids[IMG_START], *([ids[IMG_CONTEXT]] * n), ids[IMG_END]])
+            out.extend(_image_run(ids, tiles.pop(0), cfg))
     return out
+
+
+def _image_run(ids: dict[str, int], num_tiles: int, cfg: TemplateConfig) -> list[int]:
+    """`<img>`, one `<IMG_CONTEXT>` per visual token of the image's tiles, `</img>`."""
+    return [ids[IMG_START], *([ids[IMG_CONTEXT]] * (num_tiles * cfg.tokens_per_tile)), ids[IMG_END]]
 
 
 def _special_ids(tokenizer: Any) -> dict[str, int]:
@@ -186,15 +190,28 @@ def encode_conversation(
 
 
 def encode_generation_prompt(
-    tokenizer: Any, question: str, tiles_per_image: Sequence[int], config: TemplateConfig
+    tokenizer: Any,
+    question: str,
+    tiles_per_image: Sequence[int],
+    config: TemplateConfig,
+    *,
+    literal: bool = False,
 ) -> list[int]:
-    """Ids of `build_generation_prompt`, built like training ids (specials by id)."""
+    """Ids of `build_generation_prompt`, built like training ids (specials by id).
+
+    `literal`: `question` is plain text (for example a prompt quoting web alt-text), so
+    an `<image>` in it stays text instead of being taken for a placeholder; the images
+    go first, one run and a newline each, the layout `place_images` gives a question
+    without placeholders (and the same ids for such a question).
+    """
     if any(t <= 0 for t in tiles_per_image):
         raise ValueError(
             f"tiles_per_image: every image needs >= 1 tile, got {list(tiles_per_image)}"
         )
     ids = _special_ids(tokenizer)
-    turns = place_images([("user", question)], len(tiles_per_image))
+    turns = [("user", question)]
+    if not literal:
+        turns = place_images(turns, len(tiles_per_image))
     if config.system_prompt:
         turns = [("system", config.system_prompt), *turns]
     newline = tokenizer.encode("\n", add_special_tokens=False)
@@ -202,9 +219,29 @@ def encode_generation_prompt(
     out: list[int] = []
     for role, content in [*turns, ("assistant", None)]:
         out.extend([ids[IM_START], *tokenizer.encode(f"{role}\n", add_special_tokens=False)])
-        if content is not None:
-            out.extend([*_encode_body(tokenizer, content, ids, tiles, config), ids[IM_END]])
-            out.extend(newline)
+        if content is None:
+            continue
+        if literal and role == "user":
+            out.extend(_images_then_text(tokenizer, content, ids, tiles, config))
+        else:
+            out.extend(_encode_body(tokenizer, content, ids, tiles, config))
+        out.extend([ids[IM_END], *newline])
+    return out
+
+
+def _images_then_text(
+    tokenizer: Any, text: str, ids: dict[str, int], tiles: list[int], cfg: TemplateConfig
+) -> list[int]:
+    """Ids of `<image>\\n` per image followed by `text`, without parsing `text`.
+
+    The spans between image runs are tokenised exactly as `_encode_body` would split
+    that string ("", "\\n", ..., "\\n" + text), so the ids match the placeholder path.
+    """
+    out: list[int] = []
+    for k, n in enumerate(tiles):
+        out.extend(_text_ids(tokenizer, "\n" if k else ""))
+        out.extend(_image_run(ids, n, cfg))
+    out.extend(_text_ids(tokenizer, ("\n" if tiles else "") + text))
     return out
 
 

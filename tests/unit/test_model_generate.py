@@ -8,7 +8,13 @@ from PIL import Image
 
 from sailvl.data.template import TemplateConfig, build_generation_prompt
 from sailvl.model.build import build_model
-from sailvl.model.generate import GenerationConfig, generate
+from sailvl.model.generate import (
+    GenerationConfig,
+    generate,
+    generate_prepared,
+    prepare_sample,
+    template_for,
+)
 from sailvl.model.processor import ImageProcessor, ProcessorConfig
 from sailvl.model.tokenizer import build_tiny_tokenizer
 
@@ -83,3 +89,44 @@ def test_bad_inputs(model) -> None:
         GenerationConfig(temperature=0)
     with pytest.raises(ValueError, match="max_new_tokens"):
         GenerationConfig(max_new_tokens=0)
+
+
+def test_seed_makes_sampling_independent_of_prior_rng_state(model) -> None:
+    cfg = GenerationConfig(max_new_tokens=NEW, do_sample=True, temperature=1.5, seed=7)
+    torch.manual_seed(0)
+    a = generate(model, TOK, PROC, IMAGES, PROMPTS, cfg)
+    torch.manual_seed(12345)
+    torch.rand(100)
+    assert generate(model, TOK, PROC, IMAGES, PROMPTS, cfg) == a
+    assert any(a)  # sampling at temperature 1.5 emits text, so equality is informative
+    other = GenerationConfig(max_new_tokens=NEW, do_sample=True, temperature=1.5, seed=8)
+    assert generate(model, TOK, PROC, IMAGES, PROMPTS, other) != a
+
+
+def test_top_k_one_sampling_is_greedy(model) -> None:
+    greedy = generate(model, TOK, PROC, IMAGES, PROMPTS, GenerationConfig(max_new_tokens=NEW))
+    k1 = GenerationConfig(max_new_tokens=NEW, do_sample=True, temperature=2.0, top_k=1, seed=3)
+    assert generate(model, TOK, PROC, IMAGES, PROMPTS, k1) == greedy
+
+
+def test_prepared_path_equals_generate(model) -> None:
+    cfg = GenerationConfig(max_new_tokens=NEW, do_sample=True, temperature=1.5, seed=1)
+    template = template_for(model)
+    batch = [
+        prepare_sample(TOK, PROC, imgs, prompt, template)
+        for imgs, prompt in zip(IMAGES, PROMPTS, strict=True)
+    ]
+    assert [len(s.pixel_values) for s in batch] == [3, 0, 5]  # 2x1 grid + thumb; none; 2+3
+    assert generate_prepared(model, TOK, batch, cfg) == generate(
+        model, TOK, PROC, IMAGES, PROMPTS, cfg
+    )
+    assert generate_prepared(model, TOK, [], cfg) == []
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [({"top_k": -1}, "top_k"), ({"repetition_penalty": 0}, "repetition_penalty")],
+)
+def test_config_validation(kw, field) -> None:
+    with pytest.raises(ValueError, match=field):
+        GenerationConfig(**kw)

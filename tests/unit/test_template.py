@@ -157,3 +157,23 @@ def test_bad_conversations_raise(conv, tiles, match) -> None:
 def test_config_validation() -> None:
     with pytest.raises(ValueError, match="tokens_per_tile"):
         TemplateConfig(tokens_per_tile=0)
+
+
+def test_literal_generation_prompt_keeps_image_text_and_puts_images_first() -> None:
+    for system in (None, "sys"):
+        cfg = TemplateConfig(tokens_per_tile=4, system_prompt=system)
+        # Without placeholders, literal and placeholder parsing give the same ids.
+        for question, tiles in [("Q?", [2]), ("two", [1, 3]), ("text only", [])]:
+            assert encode_generation_prompt(
+                TOK, question, tiles, cfg, literal=True
+            ) == encode_generation_prompt(TOK, question, tiles, cfg)
+    cfg = TemplateConfig(tokens_per_tile=4)
+    question = "alt-text: <image> <image> logo"  # web text, not placeholders
+    with pytest.raises(ValueError, match="placeholders"):
+        encode_generation_prompt(TOK, question, [2], cfg)
+    ids = encode_generation_prompt(TOK, question, [2], cfg, literal=True)
+    assert ids.count(CTX) == 8  # one image of two tiles, nothing claimed by the text
+    expected = build_generation_prompt("<image>\n", [2], cfg).replace(
+        "\n<|im_end|>", "\n" + question + "<|im_end|>"
+    )
+    assert TOK.decode(ids) == expected

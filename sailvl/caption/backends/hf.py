@@ -4,18 +4,17 @@ Runs anywhere torch runs (CPU in the tests with the tiny preset, CUDA, or NPU th
 torch_npu). The model and tokenizer come from `sailvl.model.loader.load_pretrained`
 (a Hugging Face folder or an object-store URI).
 
-`prepare` (prefetch thread) does all CPU work per sample: InternVL dynamic tiling,
-normalisation to a (tiles, 3, T, T) tensor, and the ChatML prompt with
-`<img>` + `<IMG_CONTEXT>` x (tokens per tile x tiles) + `</img>` tokenised. `generate`
-(main thread) left-pads a batch, concatenates the tiles in sample order (the model
-scatters tile features into the `<IMG_CONTEXT>` positions in that order), runs one
-`generate` call and decodes only the new tokens, stopping at `<|im_end|>`.
+The work is the shared inference path of `sailvl.model.generate`, split the way the
+worker drives a backend: `prepare` (prefetch thread) runs `prepare_sample`, the CPU
+half (InternVL dynamic tiling via `sailvl.data.tiling`, ImageNet normalisation, the
+training chat template with the image first), and `generate` (main thread) runs
+`generate_prepared` on the batch (left padding, one `generate` call, new tokens decoded
+up to `<|im_end|>`). The caption prompt is encoded literally: alt-text quoted in it is
+data, so an `<image>` or `<|im_end|>` in it stays text.
 
-Tiling follows InternVL's `dynamic_preprocess`: candidate grids (i, j) with
-1 <= i*j <= max_dynamic_patch; the grid whose aspect ratio is closest to the image's
-wins (float64 ratios; on a tie the later grid wins when the image area exceeds half of
-the grid's pixel area); the image is resized to (T*i, T*j) and cut row-major, plus a
-T x T thumbnail when there is more than one tile and `use_thumbnail` is set.
+Caption settings map onto the shared `GenerationConfig`: temperature 0 is greedy,
+otherwise sampling with temperature, top_p, top_k and the seed (torch is reseeded
+before every batch, so a retried shard reproduces its captions).
 """
 
 from __future__ import annotations
@@ -25,45 +24,26 @@ from typing import Any
 
 from sailvl.caption.config import EngineConfig, GenerationConfig
 
-MEAN = (0.485, 0.456, 0.406)  # ImageNet normalisation, as InternVL
-STD = (0.229, 0.224, 0.225)
 
+def shared_generation_config(gen: GenerationConfig, batch_size: int) -> Any:
+    """The `sailvl.model.generate.GenerationConfig` for caption generation settings."""
+    from sailvl.model.generate import GenerationConfig as SharedConfig
 
-def grid_for(width: int, height: int, max_num: int, tile: int) -> tuple[int, int]:
-    """The (columns, rows) grid InternVL's dynamic_preprocess picks."""
-    ratios = sorted(
-        {
-            (i, j)
-            for n in range(1, max_num + 1)
-            for i in range(1, n + 1)
-            for j in range(1, n + 1)
-            if 1 <= i * j <= max_num
-        },
-        key=lambda r: r[0] * r[1],
+    sampling: dict[str, Any] = {}
+    if gen.temperature > 0:
+        sampling = {
+            "do_sample": True,
+            "temperature": gen.temperature,
+            "top_p": gen.top_p,
+            "top_k": gen.top_k,
+            "seed": gen.seed,
+        }
+    return SharedConfig(
+        max_new_tokens=gen.max_new_tokens,
+        repetition_penalty=gen.repetition_penalty,
+        batch_size=batch_size,
+        **sampling,
     )
-    aspect = float(width) / float(height)
-    best, best_diff = (1, 1), float("inf")
-    area = width * height
-    for i, j in ratios:
-        diff = abs(aspect - float(i) / float(j))
-        if diff < best_diff:
-            best, best_diff = (i, j), diff
-        elif diff == best_diff and area > 0.5 * tile * tile * i * j:
-            best = (i, j)
-    return best
-
-
-def tile_image(image: Any, max_num: int, tile: int, use_thumbnail: bool) -> list[Any]:
-    cols, rows = grid_for(image.width, image.height, max_num, tile)
-    resized = image.resize((tile * cols, tile * rows))
-    tiles = [
-        resized.crop((c * tile, r * tile, (c + 1) * tile, (r + 1) * tile))
-        for r in range(rows)
-        for c in range(cols)
-    ]
-    if use_thumbnail and len(tiles) > 1:
-        tiles.append(image.resize((tile, tile)))
-    return tiles
 
 
 class TransformersBackend:
@@ -72,9 +52,9 @@ class TransformersBackend:
     def __init__(self, model_uri: str, engine: EngineConfig, gen: GenerationConfig) -> None:
         import torch
 
-        from sailvl.model.build import tile_size, tokens_per_tile
+        from sailvl.model.generate import check_processor, template_for
         from sailvl.model.loader import load_pretrained
-        from sailvl.model.tokenizer import IM_END, IMG_CONTEXT, IMG_END, IMG_START
+        from sailvl.model.processor import ImageProcessor, ProcessorConfig
 
         device = engine.device
         if device == "auto":
@@ -89,73 +69,26 @@ class TransformersBackend:
         self.tok = tok
         self.device = device
         self.engine, self.gen = engine, gen
-        self.tile = tile_size(model)
-        self.per_tile = tokens_per_tile(model)
-        self.specials = (IMG_START, IMG_CONTEXT, IMG_END)
-        self.eos_id = tok.convert_tokens_to_ids(IM_END)
-        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else self.eos_id
-        self.dtype = next(model.parameters()).dtype
-        self._torch = torch
+        self.processor = ImageProcessor(
+            ProcessorConfig.for_model(
+                model, max_tiles=engine.max_dynamic_patch, use_thumbnail=engine.use_thumbnail
+            )
+        )
+        check_processor(model, self.processor)
+        self.template = template_for(model)
+        self.config = shared_generation_config(gen, engine.batch_size)
 
     def prepare(self, prompt: str, image: Any, raw: bytes) -> Any:
-        torch = self._torch
-        tiles = tile_image(
-            image, self.engine.max_dynamic_patch, self.tile, self.engine.use_thumbnail
+        from sailvl.model.generate import prepare_sample
+
+        return prepare_sample(
+            self.tok, self.processor, [image], prompt, self.template, literal=True
         )
-        mean = torch.tensor(MEAN).view(3, 1, 1)
-        std = torch.tensor(STD).view(3, 1, 1)
-        pixels = torch.stack(
-            [
-                (
-                    torch.frombuffer(bytearray(t.tobytes()), dtype=torch.uint8)
-                    .view(self.tile, self.tile, 3)
-                    .permute(2, 0, 1)
-                    .float()
-                    / 255.0
-                    - mean
-                )
-                / std
-                for t in tiles
-            ]
-        )
-        start, ctx, end = self.specials
-        image_text = start + ctx * (self.per_tile * len(tiles)) + end
-        text = f"<|im_start|>user\n{image_text}\n{prompt}<|im_end|>\n<|im_start|>assistant\n"
-        ids = self.tok(text, add_special_tokens=False)["input_ids"]
-        return ids, pixels
 
     def generate(self, batch: Sequence[Any]) -> list[str]:
-        torch = self._torch
-        longest = max(len(ids) for ids, _ in batch)
-        input_ids = torch.full((len(batch), longest), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), longest), dtype=torch.long)
-        for row, (ids, _) in enumerate(batch):  # left padding: generation appends right
-            input_ids[row, longest - len(ids) :] = torch.tensor(ids)
-            mask[row, longest - len(ids) :] = 1
-        pixels = torch.cat([p for _, p in batch]).to(self.device, self.dtype)
-        g = self.gen
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": g.max_new_tokens,
-            "repetition_penalty": g.repetition_penalty,
-            "eos_token_id": self.eos_id,
-            "pad_token_id": self.pad_id,
-        }
-        if g.temperature > 0:
-            torch.manual_seed(g.seed)
-            kwargs.update(
-                do_sample=True, temperature=g.temperature, top_p=g.top_p, top_k=g.top_k or None
-            )
-        else:
-            kwargs.update(do_sample=False)
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=input_ids.to(self.device),
-                attention_mask=mask.to(self.device),
-                pixel_values=pixels,
-                **kwargs,
-            )
-        new = out[:, longest:].tolist()
-        return [self.tok.decode(seq, skip_special_tokens=True).strip() for seq in new]
+        from sailvl.model.generate import generate_prepared
+
+        return generate_prepared(self.model, self.tok, batch, self.config)
 
     def close(self) -> None:
         self.model = None
