@@ -9,7 +9,9 @@ counts). Sample lengths are log-uniform in 32..512 tokens; the packing budget is
 step holds about as many real tokens as a packed row, padded to the longest with a 2D
 attention mask (transformers' SDPA). Prints real tokens/s of each, the ratio (target
 >= 1.8x) and the padding waste (target <= 3%): for packing, the unused share of the
-2048-token budget over all rows (rows are not padded, so no compute is spent on it);
+2048-token budget (rows are not padded, so no compute is spent on it), over the rows
+emitted while streaming and, separately, counting the partly filled rows of the final
+flush (that tail shrinks as the stream grows: about 0.6% at 1000 samples);
 for the baseline, the pad tokens' share of the tokens it computes.
 
 `--hf-mask` adds a third column: packed rows with transformers' own SDPA, which builds a
@@ -123,7 +125,9 @@ def main() -> None:
     real = sum(s["input_ids"].numel() for s in samples)
 
     acc = StreamAccumulator(Config(max_tokens=BUDGET, max_buffers=16, close_slack=32))
-    rows = list(acc.pack(samples))
+    rows = list(acc.pack(samples, flush=False))  # rows emitted while streaming
+    steady_waste = 1 - sum(r.num_real_tokens for r in rows) / (len(rows) * BUDGET)
+    rows += acc.pack([], flush=True)  # the end-of-stream flush: partly filled rows
     assert acc.stats.samples_packed == len(samples) and acc.stats.real_tokens == real
     fill_waste = 1 - real / (len(rows) * BUDGET)
 
@@ -145,7 +149,10 @@ def main() -> None:
         print(f"{name:7s}: {real / best[name]:10.0f} real tokens/s ({best[name]:.2f} s)")
     ratio = best["padded"] / best["packed"]
     print(f"ratio packed / padded real tokens/s: {ratio:.2f}x (target >= 1.8x)")
-    print(f"packing padding waste: {fill_waste:.2%} (target <= 3%)")
+    print(
+        f"packing padding waste: {steady_waste:.2%} of the budget in rows emitted while "
+        f"streaming (target <= 3%); {fill_waste:.2%} counting the end-of-stream flush"
+    )
     if args.hf_mask:
         print(f"ratio hf-mask / padded: {best['padded'] / best['hf-mask']:.2f}x")
 
