@@ -2,37 +2,33 @@
 
 Mechanism (InternVL `dataset_packed.py` semantics, re-derived):
 
-- Samples arrive one at a time. Each goes into the FIRST open buffer where both budgets
-  still hold (`max_tokens` tokens, `max_tiles` image tiles); if none fits, a new buffer
-  opens. A buffer is emitted when it is nearly full (fewer than `close_slack` tokens of
-  room left, or exactly `max_tiles` tiles), when more than `max_buffers` are open (the
-  fullest one goes, earliest first on ties), and, at the end of the stream, all of them
-  in opening order. Placement depends only on the input order: the output is
-  deterministic.
-- A sample over a budget is skipped with a counted reason, or truncated when
-  `overflow="truncate"`: cut at the budget, moved back before an image run that the cut
-  would split (a tile's features must meet all of its context tokens), dropping the
-  tiles of the cut-off images. Malformed samples are skipped with a reason. Nothing is
-  lost silently: `stats` counts every sample in, packed, skipped (by reason), truncated.
-- Collation concatenates the samples: position ids restart at 0 per sample (this is how
-  RoPE and the attention backends see separate documents), `cu_seqlens` are the segment
-  boundaries derived from the per-token sample index, and pixel values are concatenated
-  in sample order so the model's scatter of image features onto `<IMG_CONTEXT>` tokens
-  lines up. Each sample's FIRST label is set to ignore: after the usual next-token shift
-  it would be the target of the previous sample's last token, a term the unpacked loss
-  never has.
-- Loss weights (InternVL `len2weight`): every supervised token of a sample with n
-  supervised tokens gets 1 (`token`), 1/n (`sample`) or 1/sqrt(n) (`square`); others 0.
-  `packed_loss` divides the weighted CE sum by the weight sum, so with `token` weighting
-  it equals the token-mean loss of the same samples run unpacked.
-- Resume: `state_dict()` holds the open buffers and the ready queue with their samples
-  (tensors included) plus the counters; after `load_state_dict` and feeding the rest of
-  the stream the output is identical to an uninterrupted run.
+- Each sample goes into the FIRST open buffer where both budgets still hold
+  (`max_tokens`, `max_tiles`), else opens a new one. A buffer is emitted when nearly
+  full (room < `close_slack` tokens, or exactly `max_tiles` tiles), when more than
+  `max_buffers` are open (the fullest, earliest on ties), and at the end of the stream
+  (all, in opening order). Placement depends only on the input order: deterministic.
+- Over-budget samples are skipped with a counted, logged reason, or truncated
+  (`overflow="truncate"`): cut at the budget, moved back before an image run the cut
+  would split (a tile's features must meet all its context tokens), dropping the cut-off
+  images' tiles. Malformed samples are skipped with a reason: nothing is lost silently.
+- Collation: position ids restart at 0 per sample (how RoPE and the attention backends
+  see separate documents); `cu_seqlens` come from the per-token sample index; pixel
+  values are concatenated in sample order so the model's scatter of image features onto
+  `<IMG_CONTEXT>` tokens lines up. Each sample's FIRST label is ignored: after the
+  next-token shift it would be the previous sample's last target, a term unpacked
+  training never has.
+- Loss weights (InternVL `len2weight`): supervised tokens of a sample with n of them get
+  1 (`token`), 1/n (`sample`) or 1/sqrt(n) (`square`). `packed_loss` divides the
+  weighted CE by the weight sum: with `token` it is the unpacked token-mean loss.
+- Resume: `state_dict()` holds open buffers and the ready queue with their samples
+  (tensors included) and the counters; restored and fed the rest of the stream, the
+  accumulator yields exactly what an uninterrupted run would.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -40,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100  # label value excluded from the loss (HF / InternVL convention)
 
@@ -248,6 +246,8 @@ class StreamAccumulator:
                 self.stats.truncated += s is not None
         if s is None:
             self.stats.skipped[reason] += 1
+            level = logging.WARNING if self.stats.skipped[reason] == 1 else logging.DEBUG
+            log.log(level, "packing skipped sample %r: %s", sample.get("id"), reason)
             return
         n, t = s["input_ids"].numel(), _tiles(s)
         sizes = [self._size(b) for b in self._buffers]
@@ -298,14 +298,9 @@ class StreamAccumulator:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: buffered samples (with tensors), counters."""
-        return copy.deepcopy(
-            {
-                "version": 1,
-                "buffers": self._buffers,
-                "ready": list(self._ready),
-                "stats": {**vars(self.stats), "skipped": dict(self.stats.skipped)},
-            }
-        )
+        stats = {**vars(self.stats), "skipped": dict(self.stats.skipped)}
+        state = {"version": 1, "buffers": self._buffers, "ready": list(self._ready)}
+        return copy.deepcopy({**state, "stats": stats})
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("version") != 1:

@@ -193,7 +193,10 @@ def npu_packed_forward(
 
 def flash_available() -> bool:
     """flash-attn is installed (it is only ever usable on CUDA)."""
-    return importlib.util.find_spec("flash_attn") is not None
+    try:
+        return importlib.util.find_spec("flash_attn") is not None
+    except (ImportError, ValueError):  # a broken install, or a module without a spec
+        return False
 
 
 def packed_attention_forward(
