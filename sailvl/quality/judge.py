@@ -6,26 +6,20 @@ and balance instruction data. The paper shows the prompts as figures; the wordin
 is our reconstruction of their intent (criteria, scale, output format), versioned so a
 change of wording is visible next to the scores it produced.
 
-Transport: one POST to `<base_url>/chat/completions` per request with urllib (no SDK),
-the image inline as a base64 data URL (`image_url` content part, which LMDeploy's
-api_server, vLLM and OpenAI all accept). Retries with exponential back-off on
-connection errors, timeouts, 429 and 5xx; other HTTP errors fail at once. The API key
-comes from an environment variable (a Secret in the pod), never from the config.
+Transport: `sailvl.runtime.openai_client` (one POST per request to
+`<base_url>/chat/completions`, the image inline as a base64 data URL, retries with
+exponential back-off on transient failures, the API key from an environment variable).
+A request that still fails raises `JudgeError`.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sailvl.quality.scores import parse_score, parse_scores
+from sailvl.runtime.openai_client import ChatClient, ChatConfig, ChatError, user_content
+from sailvl.runtime.openai_client import image_part as image_part
 
 PROMPT_VERSION = "v1"
 
@@ -60,84 +54,33 @@ SFT_FIELDS = {
 
 
 @dataclass(kw_only=True)
-class JudgeConfig:
-    """Where and how to call the judge model."""
+class JudgeConfig(ChatConfig):
+    """Where and how to call the judge model (transport fields: `ChatConfig`)."""
 
-    base_url: str  # e.g. http://lmdeploy-judge:23333/v1 (the path before /chat/completions)
-    model: str  # model name the server expects
-    api_key_env: str = "SAILVL_JUDGE_API_KEY"  # env var holding the key ("" = no auth)
-    timeout_s: float = 60.0  # per-request timeout
-    retries: int = 3  # extra attempts on connection errors, 429 and 5xx
-    backoff_s: float = 1.0  # first back-off; doubles each retry
-    max_tokens: int = 512  # reply budget
+    retries: int = 3  # extra attempts on transient failures (connection, 408, 429, 5xx)
     temperature: float = 0.0  # deterministic judging
 
     def __post_init__(self) -> None:
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError("base_url: must be an http(s) URL")
-        if not self.model:
-            raise ValueError("model: must be set")
-        if self.timeout_s <= 0:
-            raise ValueError("timeout_s: must be > 0")
-        if self.retries < 0:
-            raise ValueError("retries: must be >= 0")
-        if self.backoff_s < 0:
-            raise ValueError("backoff_s: must be >= 0")
-        if self.max_tokens < 1:
-            raise ValueError("max_tokens: must be >= 1")
+        super().__post_init__()
+        if self.temperature < 0:
+            raise ValueError(f"temperature: must be >= 0, got {self.temperature}")
 
 
-class JudgeError(RuntimeError):
-    """The endpoint could not be reached or answered with an error after retries."""
-
-
-def image_part(image: bytes) -> dict[str, Any]:
-    """An OpenAI `image_url` content part carrying the image inline."""
-    url = "data:image/jpeg;base64," + base64.b64encode(image).decode("ascii")
-    return {"type": "image_url", "image_url": {"url": url}}
+JudgeError = ChatError
+"""The endpoint could not be reached or answered with an error after retries."""
 
 
 class JudgeClient:
-    """A minimal chat-completions client (urllib) with retries."""
+    """The shared chat-completions client with the judge's sampling temperature."""
 
     def __init__(self, cfg: JudgeConfig) -> None:
         self.cfg = cfg
-        self.url = cfg.base_url.rstrip("/") + "/chat/completions"
+        self.client = ChatClient(cfg)
+        self.url = self.client.url
 
     def chat(self, text: str, image: bytes | None = None) -> str:
-        content: Any = (
-            text if image is None else [{"type": "text", "text": text}, image_part(image)]
-        )
-        body = {
-            "model": self.cfg.model,
-            "messages": [{"role": "user", "content": content}],
-            "max_tokens": self.cfg.max_tokens,
-            "temperature": self.cfg.temperature,
-        }
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.cfg.api_key_env, "") if self.cfg.api_key_env else ""
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        data = json.dumps(body).encode()
-        delay = self.cfg.backoff_s
-        for attempt in range(self.cfg.retries + 1):
-            req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
-                    reply = json.loads(resp.read())
-                return str(reply["choices"][0]["message"].get("content") or "")
-            except urllib.error.HTTPError as exc:
-                retryable = exc.code == 429 or exc.code >= 500
-                err: Exception = exc
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                retryable, err = True, exc
-            except (ValueError, KeyError, IndexError, TypeError) as exc:
-                raise JudgeError(f"judge: malformed chat-completions reply: {exc}") from exc
-            if not retryable or attempt == self.cfg.retries:
-                raise JudgeError(f"judge: {self.url}: {err}") from err
-            time.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")
+        """The judge's reply to `text` about `image`; JudgeError when it fails."""
+        return self.client.complete(user_content(text, image), temperature=self.cfg.temperature)
 
 
 @dataclass(kw_only=True)

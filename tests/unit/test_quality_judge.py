@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,54 +14,12 @@ from sailvl.quality.judge import (
     score_sft,
 )
 from sailvl.quality.scores import parse_score, parse_scores
-
-
-class ChatServer:
-    """A chat-completions server on 127.0.0.1 replaying scripted (status, text) pairs."""
-
-    def __init__(self) -> None:
-        self.script: list[tuple[int, str]] = []
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append(body)
-                outer.headers.append(dict(self.headers))
-                status, text = outer.script.pop(0) if outer.script else (200, "Score: 3")
-                payload: dict[str, Any] = (
-                    {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
-                    if status == 200
-                    else {"error": text}
-                )
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+from tests.fixtures.chat_server import ChatServer
 
 
 @pytest.fixture
-def server() -> Iterator[ChatServer]:
-    s = ChatServer()
-    yield s
-    s.close()
+def server(chat_server: ChatServer) -> ChatServer:
+    return chat_server
 
 
 def client(server: ChatServer, **kw: Any) -> JudgeClient:
