@@ -74,6 +74,16 @@ def _bounds(query: torch.Tensor, kwargs: dict[str, Any]) -> torch.Tensor | None:
     return segment_bounds(query.shape[2], cu, pos)
 
 
+def _no_cache(query: torch.Tensor, key: torch.Tensor) -> None:
+    """Segments index queries and keys alike: a KV cache (keys longer than queries)
+    would silently misalign them, so refuse it (training passes use_cache=False)."""
+    if key.shape[2] != query.shape[2]:
+        raise ValueError(
+            f"packed attention got {query.shape[2]} queries but {key.shape[2]} keys: "
+            "it has no KV cache; pass use_cache=False (generation: use sdpa)"
+        )
+
+
 def _repeat_kv(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x if x.shape[1] == heads else x.repeat_interleave(heads // x.shape[1], dim=1)
 
@@ -92,6 +102,8 @@ def sdpa_packed_forward(
     heads = query.shape[1]
     key, value = _repeat_kv(key, heads), _repeat_kv(value, heads)
     causal = _is_causal(module, kwargs) and query.shape[2] > 1
+    if causal:  # one query over a cache (decoding) is plain attention: allowed
+        _no_cache(query, key)
     cu = _bounds(query, kwargs) if causal else None
     if cu is None or cu.numel() == 2:
         out = F.scaled_dot_product_attention(
@@ -128,6 +140,7 @@ def flash_packed_forward(
     from flash_attn import flash_attn_varlen_func
 
     b, _, t, _ = query.shape
+    _no_cache(query, key)
     causal = _is_causal(module, kwargs) and t > 1
     cu = _bounds(query, kwargs) if causal else None
     if cu is None:  # a batch of independent rows: each row is one segment
@@ -163,6 +176,7 @@ def npu_packed_forward(
     import torch_npu
 
     b, heads, t, d = query.shape
+    _no_cache(query, key)
     causal = _is_causal(module, kwargs) and t > 1
     cu = _bounds(query, kwargs) if causal else None
     if cu is None:

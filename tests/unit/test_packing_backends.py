@@ -133,3 +133,15 @@ def test_packed_kwargs_need_one_row():
     q, k, v = qkv(batch=2)
     with pytest.raises(ValueError, match="one packed row"):
         sdpa_packed_forward(torch.nn.Module(), q, k, v, None, cu_seq_lens_q=CU)
+
+
+def test_a_kv_cache_is_refused_except_single_query_decoding(fake_flash):
+    q, k, v = qkv(kv_heads=4)
+    module = torch.nn.Module()
+    with pytest.raises(ValueError, match="use_cache=False"):
+        sdpa_packed_forward(module, q[:, :, :5], k, v, None)
+    with pytest.raises(ValueError, match="use_cache=False"):
+        flash_packed_forward(module, q[:, :, :1], k, v, None)
+    out, _ = sdpa_packed_forward(module, q[:, :, -1:], k, v, None)  # one new token
+    ref = F.scaled_dot_product_attention(q[:, :, -1:], k, v).transpose(1, 2)
+    assert float((out - ref).abs().max()) < 1e-6
