@@ -212,7 +212,7 @@ class CaptionWorker:
     def run_sequential(self) -> dict[str, Any]:
         """The baseline: each shard read, generated and written in turn, no overlap."""
         for key in self.pending():
-            self._generate_and_commit(self.load(key))
+            self._generate_into(self.load(key), self.commit, "generate/write")
         return self._finish()
 
     def run(self) -> dict[str, Any]:
@@ -245,14 +245,7 @@ class CaptionWorker:
             t.start()
         try:
             for work in _drain(loaded):
-                if work.error is not None:
-                    self._fail(work, "read")
-                    continue
-                try:
-                    ready.put(self.generate(work))
-                except Exception as exc:  # noqa: BLE001
-                    work.error = exc
-                    self._fail(work, "generate")
+                self._generate_into(work, ready.put, "generate")
         finally:
             stop.set()
             ready.put(_END)
@@ -264,15 +257,18 @@ class CaptionWorker:
             threads[0].join()
         return self._finish()
 
-    def _generate_and_commit(self, work: Work) -> None:
+    def _generate_into(self, work: Work, sink: Callable[[Work], None], stage: str) -> None:
+        """Caption a loaded shard and hand it to `sink` (the writer queue, or `commit`).
+        A shard that failed to load, or whose generation or sink raised, is recorded as
+        failed under `stage` instead of stopping the run."""
         if work.error is not None:
             self._fail(work, "read")
             return
         try:
-            self.commit(self.generate(work))
+            sink(self.generate(work))
         except Exception as exc:  # noqa: BLE001
             work.error = exc
-            self._fail(work, "generate/write")
+            self._fail(work, stage)
 
     def _finish(self) -> dict[str, Any]:
         snap = self.progress.snapshot()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .scaling import LogLinearFit
 
@@ -39,11 +40,7 @@ def plot_scaling(
     ax.set_ylabel("score")
     ax.set_title(title)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_correlation(
@@ -56,6 +53,12 @@ def plot_correlation(
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
     ax.set_title("Pearson r = " + ("-" if r is None else f"{r:.3f}"))
+    return _save(plt, fig, path)
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    """Lay out, write (creating the folder) and close a figure; closing frees it, which
+    matters when a report draws many plots in one process."""
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
