@@ -26,7 +26,10 @@ def builtin(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def can(k: Kubectl, sa: str, *args: str) -> bool:
     proc = k("auth", "can-i", *args, f"--as={sa}", check=False)
-    return proc.stdout.strip() == "yes"
+    answer = proc.stdout.strip()
+    # Anything but yes/no (an unknown resource, a bad flag) must not count as "no".
+    assert answer in {"yes", "no"}, f"can-i {args}: {answer!r} {proc.stderr}"
+    return answer == "yes"
 
 
 def install(k: Kubectl, render: Renderer, values: dict[str, Any], ns: str) -> str:
