@@ -22,6 +22,9 @@ Backends, picked per call from the query's device (`sailvl_packed`), or forced b
   2048x2048 compressed causal mask, written against torch_npu's documented API; it is
   NOT runnable on the machines this project tests on (no NPU, no CANN).
 
+Not for padded batches: transformers drops a 2D padding mask for an implementation
+without a mask function, so left padding would go unseen (a 4D mask is refused).
+
 Non-causal callers (the InternViT vision tower passes `is_causal=False` and no packing
 kwargs) get plain bidirectional attention over each image tile, so one name can be set
 on the whole InternVL model.
@@ -74,9 +77,12 @@ def _bounds(query: torch.Tensor, kwargs: dict[str, Any]) -> torch.Tensor | None:
     return segment_bounds(query.shape[2], cu, pos)
 
 
-def _no_cache(query: torch.Tensor, key: torch.Tensor) -> None:
+def _no_cache(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None) -> None:
     """Segments index queries and keys alike: a KV cache (keys longer than queries)
-    would silently misalign them, so refuse it (training passes use_cache=False)."""
+    would silently misalign them, so refuse it (training passes use_cache=False). A mask
+    only arrives here if the caller built a 4D one; it would be ignored, so refuse it."""
+    if mask is not None:
+        raise ValueError("packed attention takes no attention mask: packed rows need none")
     if key.shape[2] != query.shape[2]:
         raise ValueError(
             f"packed attention got {query.shape[2]} queries but {key.shape[2]} keys: "
@@ -103,7 +109,7 @@ def sdpa_packed_forward(
     key, value = _repeat_kv(key, heads), _repeat_kv(value, heads)
     causal = _is_causal(module, kwargs) and query.shape[2] > 1
     if causal:  # one query over a cache (decoding) is plain attention: allowed
-        _no_cache(query, key)
+        _no_cache(query, key, attention_mask)
     cu = _bounds(query, kwargs) if causal else None
     if cu is None or cu.numel() == 2:
         out = F.scaled_dot_product_attention(
@@ -140,7 +146,7 @@ def flash_packed_forward(
     from flash_attn import flash_attn_varlen_func
 
     b, _, t, _ = query.shape
-    _no_cache(query, key)
+    _no_cache(query, key, attention_mask)
     causal = _is_causal(module, kwargs) and t > 1
     cu = _bounds(query, kwargs) if causal else None
     if cu is None:  # a batch of independent rows: each row is one segment
@@ -176,7 +182,7 @@ def npu_packed_forward(
     import torch_npu
 
     b, heads, t, d = query.shape
-    _no_cache(query, key)
+    _no_cache(query, key, attention_mask)
     causal = _is_causal(module, kwargs) and t > 1
     cu = _bounds(query, kwargs) if causal else None
     if cu is None:

@@ -145,3 +145,5 @@ def test_a_kv_cache_is_refused_except_single_query_decoding(fake_flash):
     out, _ = sdpa_packed_forward(module, q[:, :, -1:], k, v, None)  # one new token
     ref = F.scaled_dot_product_attention(q[:, :, -1:], k, v).transpose(1, 2)
     assert float((out - ref).abs().max()) < 1e-6
+    with pytest.raises(ValueError, match="no attention mask"):
+        sdpa_packed_forward(module, q, k, v, torch.ones(1, 1, 32, 32, dtype=torch.bool))
