@@ -46,7 +46,7 @@ Conversation:
 
 Reply with a JSON object only: {{"difficulty": N, "complexity": N, "relevance": N}}"""
 
-SFT_FIELDS = {
+SFT_FIELDS: dict[str, Sequence[str]] = {
     "difficulty": ("difficulty", "难度"),
     "complexity": ("complexity", "复杂度"),
     "relevance": ("relevance", "image-text relevance", "image_text_relevance", "相关性"),
