@@ -44,6 +44,7 @@ class TrainConfig:
     packing: bool = True  # pack samples into rows (False: one padded row per sample)
     max_tokens: int = 16384  # tokens per packed row
     max_images: int = 64  # image tiles per packed row
+    micro_batch: int = 1  # samples per padded micro-batch when packing is off
     loss_weighting: str = "square"  # token | sample | square
     budget_kind: str = "steps"  # tokens | samples | steps
     budget: int = 1  # the budget in its unit
@@ -125,6 +126,7 @@ def from_spec(
         packing=spec.packing.enabled,
         max_tokens=spec.packing.max_tokens,
         max_images=spec.packing.max_images,
+        micro_batch=spec.micro_batch,
         loss_weighting=spec.packing.loss_weighting,
         budget_kind=kind,
         budget=int(getattr(budget, kind)),

@@ -91,6 +91,14 @@ def build_engine(
     import deepspeed
     import torch
 
+    if config.get("zero_optimization", {}).get("stage") is not None and _cpu_without_shm():
+        # DeepSpeed's CPU backend JIT-compiles a shared-memory all-reduce op (a C++
+        # build of minutes on a busy 2-core CI machine, repeated whenever its cache is
+        # cold). gloo does the same job; opt back in with SAILVL_DS_SHM=1.
+        import deepspeed.comm.torch as ds_torch
+
+        ds_torch.build_shm_op = lambda: None
+
     def scheduler(optimizer: Any) -> Any:
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
 
@@ -101,6 +109,12 @@ def build_engine(
         lr_scheduler=scheduler,
     )
     return engine
+
+
+def _cpu_without_shm() -> bool:
+    import os
+
+    return os.environ.get("DS_ACCELERATOR") == "cpu" and os.environ.get("SAILVL_DS_SHM") != "1"
 
 
 def gathered(engine: Any, zero_stage: int) -> Any:

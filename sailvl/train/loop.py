@@ -84,13 +84,16 @@ def _image_term(engine: Any, dtype: Any, device: Any) -> Any:
     return feats.float().sum() * 0.0
 
 
-def _log_ids(step: int, rank: int, ids: list[str], loss: float) -> None:
-    """Append the step's sample ids (tests compare them across a kill and resume)."""
+def _log_step(name: str, step: int, rank: int, ids: list[str], **fields: float) -> None:
+    """Append the step's sample ids, loss, tokens and time to SAILVL_TRAIN_ID_LOG/rank-<r>
+    (tests compare the ids across a kill and resume; the benchmark reads the times)."""
     folder = os.environ.get("SAILVL_TRAIN_ID_LOG")
     if not folder:
         return
     os.makedirs(folder, exist_ok=True)
-    line = json.dumps({"step": step, "rank": rank, "pid": os.getpid(), "loss": loss, "ids": ids})
+    line = json.dumps(
+        {"name": name, "step": step, "rank": rank, "pid": os.getpid(), **fields, "ids": ids}
+    )
     with open(os.path.join(folder, f"rank-{rank}.jsonl"), "a") as fh:
         fh.write(line + "\n")
 
@@ -208,14 +211,13 @@ def train(cfg: TrainConfig, worker: WorkerEnv, dev: DeviceSpec, reporter: Any) -
         tokens_per_tile=preset.tokens_per_tile,
         pad_token_id=tokenizer.pad_token_id or 0,
     )
-    micro_batch = int(cfg.extra.get("micro_batch", 1))
     world = worker.world_size
     items = iter(reader)
     engine.train()
     while not plan.done(step, tokens):
         t0 = time.perf_counter()
         got = B.take(items, cfg.per_rank_batch)
-        rows = B.pack_step(got, pack) if cfg.packing else B.pad_step(got, pack, micro_batch)
+        rows = B.pack_step(got, pack) if cfg.packing else B.pad_step(got, pack, cfg.micro_batch)
         (n_rows,) = _all_reduce([len(rows)], op="max")
         rows = B.equalize(rows, int(n_rows))
         local_w = sum(float(r.loss_weight[..., 1:].sum()) for r in rows)
@@ -232,14 +234,20 @@ def train(cfg: TrainConfig, worker: WorkerEnv, dev: DeviceSpec, reporter: Any) -
         engine.step()
         step += 1
         real = sum(r.num_real_tokens for r in rows)
-        seg = [int(n) for r in rows for n in (r.cu_seqlens[1:] - r.cu_seqlens[:-1]).tolist()]
+        seg = [  # attention segments: packed rows by cu_seqlens, padded rows whole
+            int(n)
+            for r in rows
+            for n in (r.cu_seqlens[1:] - r.cu_seqlens[:-1]).tolist() * r.input_ids.shape[0]
+        ]
         tiles = sum(int(r.pixel_values.shape[0]) for r in rows if r.pixel_values is not None)
         loss_g, real_g, flops_g = _all_reduce(
             [loss_sum, real, step_flops(arch, cfg.trainable, seg, tiles)]
         )
         tokens += int(real_g)
         samples += cfg.global_batch
-        _log_ids(step, worker.rank, [i for r in rows for i in r.sample_ids], loss_g)
+        seconds = time.perf_counter() - t0
+        ids = [i for r in rows for i in r.sample_ids]
+        _log_step(cfg.name, step, worker.rank, ids, loss=loss_g, tokens=real_g, seconds=seconds)
         norm = getattr(engine, "get_global_grad_norm", lambda: None)()
         progress.record(
             StepRecord(
@@ -249,7 +257,7 @@ def train(cfg: TrainConfig, worker: WorkerEnv, dev: DeviceSpec, reporter: Any) -
                 tokens=int(real_g),
                 grad_norm=float(norm) if norm is not None else None,
                 samples=cfg.global_batch,
-                seconds=time.perf_counter() - t0,
+                seconds=seconds,
                 flops=flops_g,
             ),
             plan.progress(step, tokens, samples),

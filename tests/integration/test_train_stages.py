@@ -39,7 +39,7 @@ def write_job(
         "preset": preset,
         "model": {"preset": "tiny", **({"init": init} if init else {})},
         "data": [{"uri": data}],
-        "maxTiles": 2,
+        "maxTiles": over.pop("maxTiles", 2),
         "globalBatch": global_batch,
         "packing": {"maxTokens": max_tokens},
         "budget": budget or {"steps": 2},
