@@ -8,6 +8,8 @@ Job ``<name>-<attempt>`` (a TrainStage gets a new Job per group restart).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sailvl.api import constants as c
@@ -18,11 +20,41 @@ from sailvl.api.jobconfig import dump_job_config, job_config
 from sailvl.api.train import TrainStageSpec
 
 JOB_SERVICE_ACCOUNT = "sailvl-job"
-DEFAULT_IMAGES = {
-    "TrainStage": {"nvidia": "sailvl/trainer-cuda:0.1.0", "ascend": "sailvl/trainer-ascend:0.1.0"},
-    "CaptionJob": {"*": "sailvl/captioner:0.1.0"},
-    "EvalSuite": {"*": "sailvl/evaluator:0.1.0"},
-}
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Operator-wide defaults (the Helm chart sets them as environment variables); a
+    resource's own spec always wins over them."""
+
+    trainer_cuda: str = "sailvl/trainer-cuda:0.1.0"
+    trainer_ascend: str = "sailvl/trainer-ascend:0.1.0"
+    captioner: str = "sailvl/captioner:0.1.0"
+    evaluator: str = "sailvl/evaluator:0.1.0"
+    kueue_queue: str | None = None
+    scheduler_name: str | None = None
+    volcano_queue: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Defaults:
+        base = cls()
+        return cls(
+            trainer_cuda=env.get("SAILVL_IMAGE_TRAINER_CUDA") or base.trainer_cuda,
+            trainer_ascend=env.get("SAILVL_IMAGE_TRAINER_ASCEND") or base.trainer_ascend,
+            captioner=env.get("SAILVL_IMAGE_CAPTIONER") or base.captioner,
+            evaluator=env.get("SAILVL_IMAGE_EVALUATOR") or base.evaluator,
+            kueue_queue=env.get("SAILVL_KUEUE_QUEUE_NAME") or None,
+            scheduler_name=env.get("SAILVL_SCHEDULER_NAME") or None,
+            volcano_queue=env.get("SAILVL_VOLCANO_QUEUE") or None,
+        )
+
+    def image(self, kind: str, accel: str) -> str:
+        if kind == "TrainStage":
+            return self.trainer_ascend if accel == "ascend" else self.trainer_cuda
+        return self.captioner if kind == "CaptionJob" else self.evaluator
+
+
+DEFAULTS = Defaults()
 COMMAND = {"TrainStage": "train", "CaptionJob": "caption", "EvalSuite": "eval"}
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 # HCCL settings for multi-node Ascend jobs launched torchrun-style (no rank table).
@@ -123,9 +155,10 @@ def _pod(
     pod_labels: dict[str, str],
     pod_annotations: dict[str, str],
     secret: SecretRef | None,
+    defaults: Defaults,
 ) -> dict[str, Any]:
     overlay: PodOverlay = spec.template
-    image = overlay.image or DEFAULT_IMAGES[kind].get(accel) or DEFAULT_IMAGES[kind].get("*")
+    image = overlay.image or defaults.image(kind, accel)
     container: dict[str, Any] = {
         "name": COMMAND[kind],
         "image": image,
@@ -168,7 +201,7 @@ def _pod(
         ("affinity", overlay.affinity),
         ("imagePullSecrets", overlay.image_pull_secrets),
         ("priorityClassName", overlay.priority_class_name),
-        ("schedulerName", overlay.scheduler_name),
+        ("schedulerName", overlay.scheduler_name or defaults.scheduler_name),
     ):
         if value:
             pod_spec[key] = value
@@ -214,7 +247,9 @@ def train_job_name(name: str, attempt: int) -> str:
     return f"{name}-{attempt}"
 
 
-def train_job(name: str, namespace: str, spec: TrainStageSpec, attempt: int) -> dict[str, Any]:
+def train_job(
+    name: str, namespace: str, spec: TrainStageSpec, attempt: int, defaults: Defaults = DEFAULTS
+) -> dict[str, Any]:
     """The Indexed Job of one attempt of a TrainStage: one pod per node, rank = index."""
     job_name = train_job_name(name, attempt)
     env = _env(
@@ -236,8 +271,10 @@ def train_job(name: str, namespace: str, spec: TrainStageSpec, attempt: int) -> 
     if q.pod_group:
         pod_annotations[c.ANNOTATION_VOLCANO_GROUP] = q.pod_group
         pod_labels[c.LABEL_COSCHEDULING_GROUP] = q.pod_group
-    if q.volcano_queue:
-        pod_annotations[c.ANNOTATION_VOLCANO_QUEUE] = q.volcano_queue
+    if q.volcano_queue or defaults.volcano_queue:
+        pod_annotations[c.ANNOTATION_VOLCANO_QUEUE] = (
+            q.volcano_queue or defaults.volcano_queue or ""
+        )
     devices = 0 if spec.accelerator == "cpu" else spec.devices_per_node
     pod = _pod(
         "TrainStage",
@@ -249,6 +286,7 @@ def train_job(name: str, namespace: str, spec: TrainStageSpec, attempt: int) -> 
         pod_labels,
         pod_annotations,
         spec.storage_secret,
+        defaults,
     )
     pod["spec"]["subdomain"] = name
     extra: dict[str, Any] = {"backoffLimit": 0, "suspend": spec.suspend}
@@ -257,8 +295,8 @@ def train_job(name: str, namespace: str, spec: TrainStageSpec, attempt: int) -> 
     if spec.ttl_seconds_after_finished is not None:
         extra["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
     job_labels = {c.LABEL_RESTART_ATTEMPT: str(attempt)}
-    if q.kueue_queue:
-        job_labels[c.LABEL_KUEUE_QUEUE] = q.kueue_queue
+    if q.kueue_queue or defaults.kueue_queue:
+        job_labels[c.LABEL_KUEUE_QUEUE] = q.kueue_queue or defaults.kueue_queue or ""
     return _job(
         "TrainStage",
         job_name,
@@ -271,13 +309,24 @@ def train_job(name: str, namespace: str, spec: TrainStageSpec, attempt: int) -> 
     )
 
 
-def caption_job(name: str, namespace: str, spec: CaptionJobSpec) -> dict[str, Any]:
+def caption_job(
+    name: str, namespace: str, spec: CaptionJobSpec, defaults: Defaults = DEFAULTS
+) -> dict[str, Any]:
     """Indexed Job over the input shards: index k takes shards i with i % parallelism == k."""
     env = _env({"SAILVL_SHARD_COUNT": str(spec.parallelism)})
     env.append(_index_env("SAILVL_SHARD_INDEX"))
     devices = 0 if spec.accelerator == "cpu" else spec.devices_per_pod
     pod = _pod(
-        "CaptionJob", name, spec, env, spec.accelerator, devices, {}, {}, spec.storage_secret
+        "CaptionJob",
+        name,
+        spec,
+        env,
+        spec.accelerator,
+        devices,
+        {},
+        {},
+        spec.storage_secret,
+        defaults,
     )
     extra = {
         "backoffLimitPerIndex": spec.backoff_limit_per_index,
@@ -294,13 +343,26 @@ def caption_job(name: str, namespace: str, spec: CaptionJobSpec) -> dict[str, An
     )
 
 
-def eval_job(name: str, namespace: str, spec: EvalSuiteSpec) -> dict[str, Any]:
+def eval_job(
+    name: str, namespace: str, spec: EvalSuiteSpec, defaults: Defaults = DEFAULTS
+) -> dict[str, Any]:
     """Indexed Job: index k evaluates the benchmarks i with i % completions == k."""
     shards = max(1, min(spec.parallelism, len(spec.all_benchmarks())))
     env = _env({"SAILVL_SHARD_COUNT": str(shards)})
     env.append(_index_env("SAILVL_SHARD_INDEX"))
     devices = 0 if spec.accelerator == "cpu" else spec.devices_per_pod
-    pod = _pod("EvalSuite", name, spec, env, spec.accelerator, devices, {}, {}, spec.storage_secret)
+    pod = _pod(
+        "EvalSuite",
+        name,
+        spec,
+        env,
+        spec.accelerator,
+        devices,
+        {},
+        {},
+        spec.storage_secret,
+        defaults,
+    )
     extra = {"backoffLimitPerIndex": 1, "maxFailedIndexes": shards}
     return _job("EvalSuite", f"{name}-0", name, namespace, completions=shards, pod=pod, extra=extra)
 

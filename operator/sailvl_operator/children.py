@@ -4,6 +4,7 @@ their Job. Thin: read, decide with the pure modules, do the I/O, write status on
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import kopf
@@ -12,23 +13,36 @@ from sailvl.api import SpecError, parse_spec
 from sailvl.api import constants as c
 from sailvl.api.benchmarks import aggregate
 from sailvl.api.compose import final_checkpoint
+from sailvl.runtime.metrics import Metrics, family
 
 from . import builders as b
 from . import k8s
 from . import status as s
 
+METRICS = Metrics(family("sailvl_operator_"))
+
 log = logging.getLogger(__name__)
+DEFAULTS = b.Defaults.from_env(os.environ)
 _RBAC_DONE: set[str] = set()
 
 
 def write_status(body: dict[str, Any], kind: str, new: dict[str, Any]) -> bool:
-    """Patch only the fields that differ from the resource's status; True if written."""
+    """Patch only the fields that differ from the resource's status; True if written.
+    The per-resource phase and restart gauges follow every successful write."""
     old = body.get("status") or {}
     diff = {k: v for k, v in new.items() if old.get(k) != v}
     if not diff:
         return False
     meta = body["metadata"]
     k8s.patch_status(kind, meta["namespace"], meta["name"], diff)
+    ident = {"namespace": meta["namespace"], "name": meta["name"]}
+    if "phase" in diff:
+        for phase in c.PHASES:
+            METRICS.labels("sailvl_operator_resource_phase", kind=kind, phase=phase, **ident).set(
+                1 if phase == diff["phase"] else 0
+            )
+    if kind == "TrainStage" and "restarts" in diff:
+        METRICS.labels("sailvl_operator_train_restarts", **ident).set(diff["restarts"])
     return True
 
 
@@ -57,10 +71,10 @@ def ensure_job_rbac(namespace: str) -> None:
 
 def _job_for(kind: str, name: str, ns: str, spec: Any, attempt: int) -> dict[str, Any]:
     if kind == "TrainStage":
-        return b.train_job(name, ns, spec, attempt)
+        return b.train_job(name, ns, spec, attempt, DEFAULTS)
     if kind == "CaptionJob":
-        return b.caption_job(name, ns, spec)
-    return b.eval_job(name, ns, spec)
+        return b.caption_job(name, ns, spec, DEFAULTS)
+    return b.eval_job(name, ns, spec, DEFAULTS)
 
 
 def reconcile(kind: str, body: dict[str, Any]) -> None:
@@ -114,7 +128,7 @@ def observe_job(kind: str, body: dict[str, Any], job: dict[str, Any]) -> str | N
         phase, reason, message = decision.phase, decision.reason, decision.message
         if decision.action == "restart":
             k8s.delete_job(ns, job["metadata"]["name"])
-            nxt = b.train_job(name, ns, spec, restarts + 1)  # type: ignore[arg-type]
+            nxt = b.train_job(name, ns, spec, restarts + 1, DEFAULTS)  # type: ignore[arg-type]
             kopf.adopt(nxt, owner=body)
             k8s.create(nxt)
             new.update(restarts=restarts + 1, jobName=nxt["metadata"]["name"])

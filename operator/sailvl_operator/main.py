@@ -13,12 +13,18 @@ from typing import Any
 import kopf
 
 from sailvl.api import constants as c
-from sailvl.runtime.metrics import Metrics, family, serve
+from sailvl.runtime.metrics import OPERATOR_METRICS_PORT, serve
 
 from . import children, curriculum, k8s
 
-METRICS = Metrics(family("sailvl_operator_"))
+METRICS = children.METRICS  # one lazily-registered set per process
 G, V = c.GROUP, c.VERSION
+
+
+@kopf.on.login()
+def operator_login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a pod: the service account; elsewhere: $KUBECONFIG (read at login time)."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.startup()
@@ -29,7 +35,7 @@ def operator_configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.connect_timeout = 5
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf")
     settings.posting.level = logging.INFO
-    port = int(os.environ.get("SAILVL_OPERATOR_METRICS_PORT", "9090"))
+    port = int(os.environ.get("SAILVL_METRICS_PORT", str(OPERATOR_METRICS_PORT)))
     if port > 0:
         serve(port)
     METRICS.labels("sailvl_operator_info", version="0.1.0").set(1)

@@ -22,7 +22,7 @@ CRDS = Path(__file__).parents[2] / "crds"
 def operator(kubeconfig: Path, namespace: str) -> Iterator[KopfRunner]:
     """The operator, watching one namespace, until the block ends."""
     os.environ["KUBECONFIG"] = str(kubeconfig)
-    os.environ["SAILVL_OPERATOR_METRICS_PORT"] = "0"
+    os.environ["SAILVL_METRICS_PORT"] = "0"
     from sailvl_operator import k8s
 
     k8s.reset()
