@@ -102,11 +102,10 @@ def write(
     labels = {"namespace": meta["namespace"], "curriculum": meta["name"]}
     METRICS.labels("sailvl_curriculum_steps", **labels).set(len(all_steps))
     METRICS.labels("sailvl_curriculum_step", **labels).set(done)
-    for st in cur.stages:  # gate counters exist (at 0) from the start, so alerts see them
-        if st.gate is not None:
-            METRICS.labels(
-                "sailvl_curriculum_gate_failures_total", **labels, step=f"{st.name}-eval"
-            )
+    for stage in cur.stages:  # gate counters exist (at 0) from the start, so alerts see them
+        if stage.gate is not None:
+            gate_step = f"{stage.name}-eval"
+            METRICS.labels("sailvl_curriculum_gate_failures_total", **labels, step=gate_step)
     if decision.action == "fail":
         if decision.reason == c.REASON_GATE_FAILED and decision.step is not None:
             METRICS.labels(

@@ -137,18 +137,9 @@ def delete_job(ns: str, name: str) -> None:
 
 
 def patch_status(kind: str, ns: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
-    """Merge-patch ``status`` into the resource's status subresource."""
-    api = _api()
-    return client.CustomObjectsApi(api).api_client.call_api(  # type: ignore[no-any-return]
-        f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{KINDS[kind].plural}/{{name}}/status",
-        "PATCH",
-        path_params={"namespace": ns, "name": name},
-        body={"status": status},
-        header_params={
-            "Content-Type": "application/merge-patch+json",
-            "Accept": "application/json",
-        },
-        auth_settings=["BearerToken"],
-        response_type="object",
-        _return_http_data_only=True,
+    """Merge-patch ``status`` into the resource's status subresource (a dict body is
+    sent as ``application/merge-patch+json``)."""
+    api = client.CustomObjectsApi(_api())
+    return api.patch_namespaced_custom_object_status(  # type: ignore[no-any-return]
+        GROUP, VERSION, ns, KINDS[kind].plural, name, {"status": status}
     )

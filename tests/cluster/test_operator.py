@@ -58,7 +58,7 @@ def small_curriculum(
             "defaults": {
                 "accelerator": "nvidia",
                 "nodes": 2,
-                "devicesPerNode": 8,
+                "devicesPerNode": 2,
                 "maxRestarts": max_restarts,
             },
             "caption": {
@@ -269,7 +269,7 @@ def test_suspend_resume_and_delete(cluster: Any, crds: None, namespace: str) -> 
             "budget": {"steps": 5},
             "output": "s3://o/sus",
             "nodes": 2,
-            "devicesPerNode": 8,
+            "devicesPerNode": 2,
             "suspend": True,
             "queue": {"kueueQueue": "team-a"},
         },
