@@ -99,6 +99,9 @@ build_kube() {
       echo
       echo "go $(sed -n 's/^go \([0-9.]*\).*/\1/p' "$gomod" | head -1)"
       echo
+      # Keep the release's godebug defaults (they are main-module settings).
+      grep '^godebug' "$gomod" || true
+      echo
       echo "require k8s.io/kubernetes $KUBE_VERSION"
       echo
       # Every `k8s.io/x => ./staging/src/k8s.io/x` becomes `k8s.io/x => k8s.io/x v0.N.P`.

@@ -23,6 +23,7 @@ import argparse
 import base64
 import os
 import shutil
+import signal
 import ssl
 import sys
 import tempfile
@@ -271,6 +272,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep data, certs and logs here")
     args = parser.parse_args(argv)
     cp = ControlPlane(Config(workdir=args.workdir, keep_workdir=args.workdir is not None))
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM / SIGHUP stop the components like Ctrl-C
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with & in a script
     try:
         cp.start()
     except ControlPlaneUnavailable as err:
