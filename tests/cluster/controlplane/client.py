@@ -99,7 +99,7 @@ class Kubectl:
         extra = ["--server-side", "--force-conflicts"] if server_side else []
         if len(objects) == 1 and isinstance(objects[0], Path):
             return self("apply", *extra, "-f", str(objects[0])).stdout
-        docs = [o if isinstance(o, str) else yaml.safe_dump(o) for o in objects]  # type: ignore[arg-type]
+        docs = [o if isinstance(o, str) else yaml.safe_dump(o) for o in objects]
         return self("apply", *extra, "-f", "-", input="\n---\n".join(docs)).stdout
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
@@ -128,10 +128,12 @@ class Kubectl:
         pod = self.get("pod", name, namespace)
         return pod.get("status", {}).get("phase") if pod else None
 
-    def wait_pod_phase(self, name: str, namespace: str, phase: str, timeout: float = 60) -> dict:
+    def wait_pod_phase(
+        self, name: str, namespace: str, phase: str, timeout: float = 60
+    ) -> dict[str, Any]:
         """Wait until the pod is in phase; returns the pod."""
 
-        def check() -> dict | None:
+        def check() -> dict[str, Any] | None:
             pod = self.get("pod", name, namespace)
             return pod if pod and pod.get("status", {}).get("phase") == phase else None
 

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -198,10 +199,8 @@ class ControlPlane:
         ])  # fmt: skip
         insecure = insecure_context()
         for comp, port in ((kcm, kcm_port), (sched, sched_port)):
-            comp.wait_ready(
-                lambda p=port: http_ok(f"https://127.0.0.1:{p}/healthz", insecure),
-                cfg.start_timeout,
-            )
+            url = f"https://127.0.0.1:{port}/healthz"
+            comp.wait_ready(partial(http_ok, url, insecure), cfg.start_timeout)
         kwok.wait_ready(lambda: http_ok(f"http://127.0.0.1:{kwok_port}/healthz"), cfg.start_timeout)
 
         self.kubectl = kubectl = Kubectl(self.kubeconfig)

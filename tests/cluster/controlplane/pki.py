@@ -128,7 +128,9 @@ def _generate_cryptography(pki: Pki) -> None:
     write_key(pki.ca_key, ca_key)
     pki.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
 
-    def leaf(subject: x509.Name, usage: x509.ObjectIdentifier, sans: list | None) -> tuple:
+    def leaf(
+        subject: x509.Name, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName] | None
+    ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         key = ec.generate_private_key(ec.SECP256R1())
         builder = (
             x509.CertificateBuilder()
@@ -145,7 +147,7 @@ def _generate_cryptography(pki: Pki) -> None:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         return key, builder.sign(ca_key, hashes.SHA256())
 
-    sans = [x509.DNSName(d) for d in SERVER_DNS]
+    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in SERVER_DNS]
     sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in SERVER_IPS]
     for subject, usage, san, cert_path, key_path in (
         (
