@@ -67,6 +67,8 @@ def test_node_set_validation_names_the_field(kwargs: dict, field: str) -> None:
 def test_config_validation_and_missing_binaries(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="start_timeout"):
         Config(start_timeout=0)
+    with pytest.raises(ValueError, match="extra_args"):
+        Config(extra_args={"kubelet": ["--v=2"]})
     cfg = Config(bin_dir=tmp_path)
     assert cfg.missing_binaries() == [
         "etcd",

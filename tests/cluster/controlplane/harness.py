@@ -20,7 +20,6 @@ order and readiness, each on its own free loopback port, in a temporary folder:
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import shutil
 import signal
@@ -32,11 +31,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-import yaml
-
 from .client import Kubectl, wait_for
 from .nodes import NodeSet
-from .pki import Pki, generate
+from .pki import generate, write_kubeconfig
 from .process import Component, free_ports, http_ok, insecure_context
 
 HERE = Path(__file__).resolve().parent
@@ -78,12 +75,18 @@ class Config:
     nodes: NodeSet = field(default_factory=NodeSet)  # the KWOK fake nodes
     start_timeout: float = 120.0  # seconds for each component to become ready
     verbosity: int = 1  # klog -v for the kube components
+    stages: Path = HERE / "kwok-stages.yaml"  # kwok --config file (Stage documents)
+    # Extra flags appended per component, e.g. {"kube-apiserver": ["--feature-gates=..."]}.
+    extra_args: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.start_timeout <= 0:
             raise ValueError(f"start_timeout must be > 0, got {self.start_timeout}")
         if not 0 <= self.verbosity <= 10:
             raise ValueError(f"verbosity must be in 0..10, got {self.verbosity}")
+        unknown = sorted(set(self.extra_args) - set(BINARIES))
+        if unknown:
+            raise ValueError(f"extra_args: unknown components {unknown}; known: {list(BINARIES)}")
 
     def missing_binaries(self) -> list[str]:
         return [b for b in BINARIES if not os.access(self.bin_dir / b, os.X_OK)]
@@ -143,7 +146,7 @@ class ControlPlane:
         pki = generate(wd / "pki")
         etcd_port, etcd_peer, api_port, kcm_port, sched_port, kwok_port = free_ports(6)
         self.server = f"https://127.0.0.1:{api_port}"
-        self.kubeconfig = self._write_kubeconfig(pki, wd / "kubeconfig")
+        self.kubeconfig = write_kubeconfig(pki, self.server, wd / "kubeconfig")
         kc, v = str(self.kubeconfig), f"--v={cfg.verbosity}"
         b = cfg.bin_dir
 
@@ -191,7 +194,7 @@ class ControlPlane:
             f"--cert-dir={wd / 'scheduler-certs'}", "--leader-elect=false", v,
         ])  # fmt: skip
         kwok = self._launch("kwok", [
-            str(b / "kwok"), f"--kubeconfig={kc}", f"--config={HERE / 'kwok-stages.yaml'}",
+            str(b / "kwok"), f"--kubeconfig={kc}", f"--config={cfg.stages}",
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             "--node-ip=127.0.0.1", f"--node-port={kwok_port}", "--cidr=10.0.0.1/16",
@@ -225,44 +228,11 @@ class ControlPlane:
         )
 
     def _launch(self, name: str, argv: list[str]) -> Component:
+        argv = argv + self.config.extra_args.get(name, [])
         comp = Component(name=name, argv=argv, log_dir=self.workdir / "logs")
         self.components.append(comp)
         comp.start()
         return comp
-
-    def _write_kubeconfig(self, pki: Pki, path: Path) -> Path:
-        def b64(p: Path) -> str:
-            return base64.b64encode(p.read_bytes()).decode()
-
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "sailvl-test",
-                    "cluster": {
-                        "server": self.server,
-                        "certificate-authority-data": b64(pki.ca_cert),
-                    },
-                }
-            ],
-            "users": [
-                {
-                    "name": "admin",
-                    "user": {
-                        "client-certificate-data": b64(pki.admin_cert),
-                        "client-key-data": b64(pki.admin_key),
-                    },
-                }
-            ],
-            "contexts": [
-                {"name": "sailvl-test", "context": {"cluster": "sailvl-test", "user": "admin"}}
-            ],
-            "current-context": "sailvl-test",
-        }
-        path.write_text(yaml.safe_dump(config))
-        path.chmod(0o600)
-        return path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,12 +19,15 @@ apiserver must then accept; a key mismatch shows up as 401s in the controller lo
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 #: Subject alternative names of the apiserver serving certificate.
 SERVER_DNS = (
@@ -71,6 +74,43 @@ def generate(folder: Path) -> Pki:
     else:
         _generate_cryptography(pki)
     return pki
+
+
+def write_kubeconfig(pki: Pki, server: str, path: Path) -> Path:
+    """An admin kubeconfig with the CA and client certificate embedded (portable)."""
+
+    def b64(p: Path) -> str:
+        return base64.b64encode(p.read_bytes()).decode()
+
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "sailvl-test",
+                "cluster": {
+                    "server": server,
+                    "certificate-authority-data": b64(pki.ca_cert),
+                },
+            }
+        ],
+        "users": [
+            {
+                "name": "admin",
+                "user": {
+                    "client-certificate-data": b64(pki.admin_cert),
+                    "client-key-data": b64(pki.admin_key),
+                },
+            }
+        ],
+        "contexts": [
+            {"name": "sailvl-test", "context": {"cluster": "sailvl-test", "user": "admin"}}
+        ],
+        "current-context": "sailvl-test",
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
 
 
 def _generate_cryptography(pki: Pki) -> None:
