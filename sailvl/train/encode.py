@@ -74,7 +74,7 @@ class Encoder:
             use_thumbnail=config.use_thumbnail,
         )
         self.template = TemplateConfig(tokens_per_tile=config.tokens_per_tile)
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()  # also held by whoever saves the tokenizer
 
     def conversation(self, row: dict[str, Any]) -> list[dict[str, str]]:
         from sailvl.data.template import caption_conversation
@@ -101,7 +101,7 @@ class Encoder:
                 cut = tile_image(img, self.tiling)
             tiles.extend(cut)
             per_image.append(len(cut))
-        with self._lock:
+        with self.lock:
             enc = encode_conversation(
                 self.tokenizer, self.conversation(row), per_image, self.template
             )

@@ -275,6 +275,12 @@ def train(cfg: TrainConfig, worker: WorkerEnv, dev: DeviceSpec, reporter: Any) -
             }
             uri = ckpt.save(engine, step, client)
             progress.checkpoint(uri, step, time.perf_counter() - t1)
-    final = save_final(engine, tokenizer, cfg.output, zero_stage=cfg.zero_stage, rank=worker.rank)
+    # Stop the reader's prefetch, and keep its decode threads off the tokenizer while
+    # it is saved: a fast tokenizer used from two threads at once fails (or aborts).
+    items.close()  # type: ignore[attr-defined]
+    with encoder.lock:
+        final = save_final(
+            engine, tokenizer, cfg.output, zero_stage=cfg.zero_stage, rank=worker.rank
+        )
     progress.finished(final)
     return final

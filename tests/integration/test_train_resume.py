@@ -12,6 +12,7 @@ consumed exactly once. The same log shows the loss falling over the stage.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -90,11 +91,12 @@ def test_sigkill_then_resume_consumes_every_sample_once(
     assert sorted({s for s, _ in final}) == list(range(1, STEPS + 1))
     ids = [i for v in final.values() for i in v]
     assert len(ids) == STEPS * PER_STEP == len(set(ids))
-    # The loss falls clearly over the stage (first 10 steps vs last 10).
+    # The loss falls clearly: from chance level (ln of the 320-token vocabulary) at
+    # step 1 to well below it over the last 10 steps.
     loss = {r["step"]: r["loss"] for r in rows if r["rank"] == 0}
-    head = sum(loss[s] for s in range(1, 11)) / 10
+    assert abs(loss[1] - math.log(320)) < 0.5, loss[1]
     tail = sum(loss[s] for s in range(STEPS - 9, STEPS + 1)) / 10
-    assert tail < 0.75 * head, (head, tail)
+    assert tail < 0.65 * loss[1], (loss[1], tail)
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["step"] == STEPS and status["samples"] == STEPS * PER_STEP
     assert status["finalCheckpoint"] == f"{out}/final"
