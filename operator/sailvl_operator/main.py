@@ -117,14 +117,11 @@ def _child_changed(body: kopf.Body, **_: Any) -> None:
         _timed("Curriculum", "advance", curriculum.advance, body.metadata.namespace, parent)
 
 
+# No timer on Curriculum: kopf would put a finalizer on every Curriculum to stop it, and
+# a Curriculum could then not be deleted while the operator is down. The safety net for
+# a missed event is the watch itself: it is re-listed every `server_timeout` seconds,
+# which runs these event handlers (level-based, idempotent) for every child again.
 for _plural in ("captionjobs", "trainstages", "evalsuites"):
     kopf.on.event(
         G, V, _plural, labels={c.LABEL_CURRICULUM: kopf.PRESENT}, id=f"curriculum_child_{_plural}"
     )(_child_changed)
-
-
-@kopf.timer(G, V, "curricula", interval=30, initial_delay=30)
-def curriculum_check(name: str, namespace: str, status: kopf.Status, **_: Any) -> None:
-    """Safety net for a missed event: level-based, writes only when something changed."""
-    if status.get("phase") not in c.TERMINAL_PHASES:
-        curriculum.advance(namespace, name)

@@ -33,7 +33,7 @@ def crds(cluster: Any) -> None:
 
 
 def small_curriculum(
-    name: str, *, threshold: float = 10.0, max_restarts: int = 1
+    name: str, ns: str, *, threshold: float = 10.0, max_restarts: int = 1
 ) -> dict[str, Any]:
     stages = []
     for i, preset in enumerate(STAGES):
@@ -51,7 +51,7 @@ def small_curriculum(
     return {
         "apiVersion": "sailvl.io/v1alpha1",
         "kind": "Curriculum",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "namespace": ns},
         "spec": {
             "storage": {"uri": f"s3://runs/{name}"},
             "model": {"preset": "tiny"},
@@ -86,7 +86,7 @@ def test_curriculum_runs_to_success_and_chains_checkpoints(
     cluster: Any, crds: None, namespace: str
 ) -> None:
     k = cluster.kubectl
-    k.apply(small_curriculum("demo"))
+    k.apply(small_curriculum("demo", namespace))
     with operator(cluster.kubeconfig, namespace):
         drive(
             k,
@@ -119,7 +119,7 @@ def test_curriculum_runs_to_success_and_chains_checkpoints(
 
 def test_gate_failure_fails_curriculum(cluster: Any, crds: None, namespace: str) -> None:
     k = cluster.kubectl
-    k.apply(small_curriculum("gated", threshold=60.0))
+    k.apply(small_curriculum("gated", namespace, threshold=60.0))
     with operator(cluster.kubeconfig, namespace):
         drive(
             k,
@@ -140,7 +140,7 @@ def test_gate_failure_fails_curriculum(cluster: Any, crds: None, namespace: str)
 
 def test_failed_pod_restarts_group_then_fails(cluster: Any, crds: None, namespace: str) -> None:
     k = cluster.kubectl
-    k.apply(small_curriculum("flaky", max_restarts=1))
+    k.apply(small_curriculum("flaky", namespace, max_restarts=1))
 
     def fate(pod: dict[str, Any]) -> int:
         # Rank 1 of the first stage fails on every attempt; everything else succeeds.
@@ -175,7 +175,7 @@ def test_operator_restart_mid_curriculum_no_duplicates(
     cluster: Any, crds: None, namespace: str
 ) -> None:
     k = cluster.kubectl
-    k.apply(small_curriculum("resume"))
+    k.apply(small_curriculum("resume", namespace))
     scores = {"synth-ocr": 55.0, "synth-mcq": 40.0, "synth-yesno": 70.0}
     with operator(cluster.kubeconfig, namespace):
         drive(
@@ -314,7 +314,7 @@ def test_suspend_resume_and_delete(cluster: Any, crds: None, namespace: str) -> 
             what="Running",
         )
     # Deleting a Curriculum deletes its children (owner references + garbage collector).
-    k.apply(small_curriculum("gone"))
+    k.apply(small_curriculum("gone", namespace))
     with operator(cluster.kubeconfig, namespace):
         wait_for(
             lambda: children(k, namespace, "gone")["captionjobs"], timeout=30, what="first child"
