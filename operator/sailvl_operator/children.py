@@ -24,6 +24,8 @@ METRICS = Metrics(family("sailvl_operator_"))
 log = logging.getLogger(__name__)
 DEFAULTS = b.Defaults.from_env(os.environ)
 _RBAC_DONE: set[str] = set()
+# Last phase this process wrote per resource, for the resources-by-phase gauge.
+_PHASES: dict[tuple[str, str, str], str] = {}
 
 
 def write_status(body: dict[str, Any], kind: str, new: dict[str, Any]) -> bool:
@@ -41,6 +43,10 @@ def write_status(body: dict[str, Any], kind: str, new: dict[str, Any]) -> bool:
             METRICS.labels("sailvl_operator_resource_phase", kind=kind, phase=phase, **ident).set(
                 1 if phase == diff["phase"] else 0
             )
+        _PHASES[(kind, meta["namespace"], meta["name"])] = diff["phase"]
+        for phase in c.PHASES:
+            count = sum(1 for (k, _, _), p in _PHASES.items() if k == kind and p == phase)
+            METRICS.labels("sailvl_operator_resources", kind=kind, phase=phase).set(count)
     if kind == "TrainStage" and "restarts" in diff:
         METRICS.labels("sailvl_operator_train_restarts", **ident).set(diff["restarts"])
     return True
