@@ -309,62 +309,42 @@ def train_job(
     )
 
 
-def caption_job(
-    name: str, namespace: str, spec: CaptionJobSpec, defaults: Defaults = DEFAULTS
+def _sharded_job(
+    kind: str, name: str, namespace: str, spec: Any, shards: int, retries: int, defaults: Defaults
 ) -> dict[str, Any]:
-    """Indexed Job over the input shards: index k takes shards i with i % parallelism == k."""
-    env = _env({"SAILVL_SHARD_COUNT": str(spec.parallelism)})
+    """Indexed Job of ``shards`` pods: index k takes the work items i with i % shards == k;
+    a failed index is retried ``retries`` times on its own (``backoffLimitPerIndex``)."""
+    env = _env({"SAILVL_SHARD_COUNT": str(shards)})
     env.append(_index_env("SAILVL_SHARD_INDEX"))
     devices = 0 if spec.accelerator == "cpu" else spec.devices_per_pod
     pod = _pod(
-        "CaptionJob",
-        name,
-        spec,
-        env,
-        spec.accelerator,
-        devices,
-        {},
-        {},
-        spec.storage_secret,
-        defaults,
+        kind, name, spec, env, spec.accelerator, devices, {}, {}, spec.storage_secret, defaults
     )
-    extra = {
-        "backoffLimitPerIndex": spec.backoff_limit_per_index,
-        "maxFailedIndexes": spec.parallelism,
-    }
-    return _job(
+    extra = {"backoffLimitPerIndex": retries, "maxFailedIndexes": shards}
+    return _job(kind, f"{name}-0", name, namespace, completions=shards, pod=pod, extra=extra)
+
+
+def caption_job(
+    name: str, namespace: str, spec: CaptionJobSpec, defaults: Defaults = DEFAULTS
+) -> dict[str, Any]:
+    """One index per pod over the input shards (shard i goes to index i % parallelism)."""
+    return _sharded_job(
         "CaptionJob",
-        f"{name}-0",
         name,
         namespace,
-        completions=spec.parallelism,
-        pod=pod,
-        extra=extra,
+        spec,
+        spec.parallelism,
+        spec.backoff_limit_per_index,
+        defaults,
     )
 
 
 def eval_job(
     name: str, namespace: str, spec: EvalSuiteSpec, defaults: Defaults = DEFAULTS
 ) -> dict[str, Any]:
-    """Indexed Job: index k evaluates the benchmarks i with i % completions == k."""
+    """One index per benchmark shard (at most one pod per benchmark)."""
     shards = max(1, min(spec.parallelism, len(spec.all_benchmarks())))
-    env = _env({"SAILVL_SHARD_COUNT": str(shards)})
-    env.append(_index_env("SAILVL_SHARD_INDEX"))
-    devices = 0 if spec.accelerator == "cpu" else spec.devices_per_pod
-    pod = _pod(
-        "EvalSuite",
-        name,
-        spec,
-        env,
-        spec.accelerator,
-        devices,
-        {},
-        {},
-        spec.storage_secret,
-        defaults,
-    )
-    extra = {"backoffLimitPerIndex": 1, "maxFailedIndexes": shards}
-    return _job("EvalSuite", f"{name}-0", name, namespace, completions=shards, pod=pod, extra=extra)
+    return _sharded_job("EvalSuite", name, namespace, spec, shards, 1, defaults)
 
 
 def job_rbac(namespace: str) -> list[dict[str, Any]]:
