@@ -1,0 +1,316 @@
+"""The operator under load on the real control plane (issue 4, "Benchmark").
+
+Starts the test control plane (tests/cluster/controlplane) with ``--nodes`` KWOK GPU
+nodes and the API server's audit log on, runs the operator as a subprocess
+(``kopf run --standalone --namespace NS -m sailvl_operator.main``, as in production),
+applies ``--curricula`` Curricula at once and plays the job pods (each Running pod is
+told to exit 0 after ``--hold`` seconds). Each Curriculum has a caption step,
+``--stages`` two-node stages each followed by an eval, and a final eval. It prints:
+
+- step hand-over latency, p50 / p95 / max: from a child Job's completion to the next
+  child's creation (and to the next child's Job), measured with watches in this process
+  (sub-second), cross-checked with the server's own timestamps (whole seconds) and from
+  the moment the last pod of the Job was marked to exit. Target p95 < 2 s.
+- operator CPU seconds and peak RSS (VmHWM) at the number of resources the run made
+  (curricula + children). Target < 250 MB at 1,000 resources.
+- API requests by the operator per minute once everything has finished and nothing
+  happens (``--quiet-seconds``), from the audit log by user agent. Target 0 writes.
+  kopf re-lists its watches every 120 s (``server_timeout``), which re-runs the event
+  handlers of every object: a window over 120 s includes one such pass.
+
+    python tests/bench/bench_operator.py                       # 50 curricula, 64 nodes
+    python tests/bench/bench_operator.py --curricula 5 --nodes 8 --stages 2 --quiet-seconds 20
+
+Prints figures; asserts no timings. Exit status 1 only if the run could not finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "operator")]
+
+from kubernetes import client, config  # noqa: E402
+
+from tests.bench.opbench_probe import BENCH_USER_AGENT, PodDriver, Recorder  # noqa: E402
+from tests.bench.opbench_stats import (  # noqa: E402
+    ProcSampler,
+    audit_args,
+    audit_counts,
+    curriculum,
+    step_names,
+    summarize,
+)
+from tests.cluster.controlplane.harness import Config, ControlPlane  # noqa: E402
+from tests.cluster.controlplane.nodes import NodeSet  # noqa: E402
+
+KIND_OF_STEP = {"caption": "captionjobs", "final-eval": "evalsuites"}
+MB = 1024 * 1024
+
+
+@dataclass(kw_only=True)
+class BenchConfig:
+    """Sizes of one benchmark run."""
+
+    curricula: int = 50  # Curricula applied at once
+    nodes: int = 64  # KWOK GPU nodes (8 nvidia.com/gpu each)
+    stages: int = 5  # training stages per Curriculum (each followed by an eval)
+    hold: float = 1.0  # seconds a pod stays Running before it is told to exit 0
+    quiet_seconds: float = 60.0  # length of the idle window after everything finished
+    settle_seconds: float = 5.0  # pause between the last finish and the idle window
+    timeout: float = 1800.0  # give up the run after this many seconds
+
+    def __post_init__(self) -> None:
+        for name in ("curricula", "nodes", "stages"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.stages > 16:
+            raise ValueError(f"stages must be <= 16 (the Curriculum schema), got {self.stages}")
+        for name in ("hold", "quiet_seconds", "settle_seconds"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.timeout <= 0:
+            raise ValueError(f"timeout must be > 0, got {self.timeout}")
+        if self.curricula * 2 * 4 > self.nodes * 8:
+            raise ValueError(
+                f"nodes: {self.nodes} nodes x 8 GPUs cannot hold {self.curricula} "
+                "two-node, 4-GPU stages at once"
+            )
+
+    @property
+    def resources(self) -> int:
+        """Curricula + their children once all have finished."""
+        return self.curricula * (1 + len(step_names(self.stages)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_operator(kubeconfig: Path, ns: str, log: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, KUBECONFIG=str(kubeconfig), SAILVL_METRICS_PORT=str(free_port()))
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "operator"), env.get("PYTHONPATH", "")])
+    kopf = shutil.which("kopf", path=str(Path(sys.executable).parent)) or "kopf"
+    argv = [kopf, "run", "--standalone", "--namespace", ns, "-m", "sailvl_operator.main"]
+    with log.open("wb") as fh:
+        return subprocess.Popen(argv, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def stop_operator(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def handovers(cfg: BenchConfig, rec: Recorder, drv: PodDriver) -> dict[str, list[float]]:
+    """Per finished step k of each curriculum, the delays to step k+1's child."""
+    out: dict[str, list[float]] = {"watch": [], "watch-job": [], "server": [], "marked": []}
+    order = step_names(cfg.stages)
+    jobs_of: dict[str, list[tuple[str, object]]] = {}
+    for jname, seen in rec.jobs.items():
+        jobs_of.setdefault(seen.labels.get("sailvl.io/name", ""), []).append((jname, seen))
+    for i in range(cfg.curricula):
+        cur = f"c{i:03d}"
+        for k in range(len(order) - 1):
+            done = [(n, s) for n, s in jobs_of.get(f"{cur}-{order[k]}", []) if s.completed]
+            nxt_name = f"{cur}-{order[k + 1]}"
+            nxt = rec.custom[KIND_OF_STEP.get(order[k + 1]) or _kind(order[k + 1])].get(nxt_name)
+            if not done or nxt is None or nxt.added is None:
+                continue
+            jname, job = done[0]
+            out["watch"].append(nxt.added - job.completed)
+            if job.completed_server and nxt.created:
+                out["server"].append(nxt.created - job.completed_server)
+            if jname in drv.marked_at:
+                out["marked"].append(nxt.added - drv.marked_at[jname])
+            nxt_jobs = [s.added for _, s in jobs_of.get(nxt_name, []) if s.added]
+            if nxt_jobs:
+                out["watch-job"].append(min(nxt_jobs) - job.completed)
+    return out
+
+
+def _kind(step: str) -> str:
+    return "evalsuites" if step.endswith("-eval") else "trainstages"
+
+
+def run(cfg: BenchConfig) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="sailvl-opbench-"))
+    cp_cfg = Config(
+        nodes=NodeSet(gpu_nodes=cfg.nodes, ascend_nodes=0, cpu_nodes=0),
+        verbosity=0,
+        start_timeout=300,
+        extra_args={"kube-apiserver": audit_args(tmp)},
+    )
+    t_start = time.monotonic()
+    with ControlPlane(cp_cfg) as cp:
+        assert cp.kubectl is not None
+        k = cp.kubectl
+        print(f"control plane: {cfg.nodes} nodes Ready in {cp.startup_seconds:.1f} s", flush=True)
+        k.apply(ROOT / "crds")
+        for crd in ("captionjobs", "trainstages", "evalsuites", "curricula"):
+            k("wait", "--for=condition=Established", f"crd/{crd}.sailvl.io", "--timeout=60s")
+        ns = k.create_namespace("bench")
+        api = config.new_client_from_config(str(cp.kubeconfig))
+        api.user_agent = BENCH_USER_AGENT
+        rec, drv = Recorder(api, ns), PodDriver(api, ns, cfg.hold)
+        rec.start()
+        drv.start()
+        op = start_operator(cp.kubeconfig, ns, tmp / "operator.log")
+        try:
+            return measure(cfg, api, ns, rec, drv, op, tmp / "audit.log", t_start)
+        finally:
+            stop_operator(op)
+            rec.close()
+            drv.close()
+            if os.environ.get("SAILVL_KEEP_BENCH"):
+                print(f"kept {tmp} (operator.log, audit.log)")
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure(
+    cfg: BenchConfig,
+    api: client.ApiClient,
+    ns: str,
+    rec: Recorder,
+    drv: PodDriver,
+    op: subprocess.Popen[bytes],
+    audit: Path,
+    t_start: float,
+) -> int:
+    time.sleep(2)  # the operator's import and first (empty) listing
+    if op.poll() is not None:
+        print(f"operator exited at start with {op.returncode}", file=sys.stderr)
+        return 1
+    sampler = ProcSampler(op.pid)
+    cpu_idle_start, rss_start = sampler.cpu_seconds(), sampler.rss()
+    custom = client.CustomObjectsApi(api)
+    t0 = time.time()
+    for i in range(cfg.curricula):
+        body = curriculum(f"c{i:03d}", ns, cfg.stages)
+        custom.create_namespaced_custom_object("sailvl.io", "v1alpha1", ns, "curricula", body)
+    print(f"applied {cfg.curricula} curricula; {cfg.resources} resources when done", flush=True)
+    deadline, last_print, phases = time.time() + cfg.timeout, 0.0, {}
+    while time.time() < deadline:
+        phases = rec.phases("curricula")
+        done = [p for p in phases.values() if p in ("Succeeded", "Failed")]
+        if len(done) == cfg.curricula:
+            break
+        if op.poll() is not None:
+            print(f"operator exited with {op.returncode}", file=sys.stderr)
+            return 1
+        if time.time() - last_print > 15:
+            last_print = time.time()
+            print(
+                f"  {time.time() - t0:6.0f} s: {len(done)}/{cfg.curricula} curricula done, "
+                f"{rec.children_count()} children, {drv.pods_marked} pods marked, "
+                f"operator RSS {sampler.rss() / MB:.0f} MB",
+                flush=True,
+            )
+        time.sleep(0.5)
+    else:
+        print(f"timed out after {cfg.timeout:.0f} s: {phases}", file=sys.stderr)
+        return 1
+    t_run = time.time() - t0
+    cpu_run = sampler.cpu_seconds() - cpu_idle_start
+    failed = sum(1 for p in phases.values() if p == "Failed")
+    resources = cfg.curricula + rec.children_count()
+    rss_done = sampler.rss()
+
+    time.sleep(cfg.settle_seconds)
+    q0, cpu_q0 = time.time(), sampler.cpu_seconds()
+    time.sleep(cfg.quiet_seconds)
+    q1, cpu_q1 = time.time(), sampler.cpu_seconds()
+    peak = sampler.peak_rss()
+    sampler.close()
+    time.sleep(1.5)  # the audit log is written as requests complete; let the last land
+    quiet = audit_counts(audit, q0, q1)
+    busy = audit_counts(audit, t0, t0 + t_run)
+
+    lat = handovers(cfg, rec, drv)
+    per_min = 60.0 / max(q1 - q0, 1e-9)
+    rows = [
+        ("curricula / failed", f"{cfg.curricula} / {failed}", ""),
+        ("resources (curricula + children)", f"{resources}", ""),
+        (
+            "nodes / stages per curriculum / hold",
+            f"{cfg.nodes} / {cfg.stages} / {cfg.hold:g} s",
+            "",
+        ),
+        ("run wall time (apply -> all finished)", f"{t_run:.1f} s", ""),
+        ("pods marked", f"{drv.pods_marked}", ""),
+    ]
+    labels = {
+        "watch": "Job Complete -> next child (watch clock)",
+        "watch-job": "Job Complete -> next child's Job (watch)",
+        "server": "Job Complete -> next child (server ts, 1 s res.)",
+        "marked": "last pod marked -> next child",
+    }
+    for key, label in labels.items():
+        s = summarize(lat[key])
+        fig = f"p50 {s.p50:.2f} s  p95 {s.p95:.2f} s  max {s.max:.2f} s  (n={s.n})" if s else "-"
+        rows.append((label, fig, "p95 < 2 s" if key == "watch" else ""))
+    op_writes_run = sum(busy["operator-writes"].values())
+    rows += [
+        ("operator CPU during run", f"{cpu_run:.1f} s ({cpu_run / t_run * 100:.0f} % of a core)", ""),
+        ("operator API writes during run", f"{op_writes_run} ({op_writes_run / max(resources - cfg.curricula, 1):.1f} per child)", ""),
+        ("operator RSS idle / at finish / peak", f"{rss_start / MB:.0f} / {rss_done / MB:.0f} / {peak / MB:.0f} MB", "< 250 MB at 1,000"),
+        (f"quiet window ({q1 - q0:.0f} s): operator writes / min", f"{sum(quiet['operator-writes'].values()) * per_min:.1f}", "0"),
+        ("  ... operator reads (sailvl.io, jobs) / min", f"{sum(quiet['operator-reads'].values()) * per_min:.1f}", ""),
+        ("  ... operator CPU", f"{cpu_q1 - cpu_q0:.2f} s", ""),
+        ("  ... other clients' writes / min (not leases)", f"{sum(quiet['other-writes'].values()) * per_min:.1f}", ""),
+    ]  # fmt: skip
+    width = max(len(r[0]) for r in rows)
+    print(f"\noperator benchmark ({time.monotonic() - t_start:.0f} s in all)")
+    print(f"{'measure':<{width}}  {'figure':<52}  target")
+    for name, fig, target in rows:
+        print(f"{name:<{width}}  {fig:<52}  {target}")
+    print(f"operator writes during run: {dict(busy['operator-writes'].most_common(10))}")
+    for key in ("operator-writes", "operator-reads"):
+        if quiet[key]:
+            print(f"quiet {key}: {dict(quiet[key].most_common(8))}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--curricula", type=int, default=50)
+    p.add_argument("--nodes", type=int, default=64)
+    p.add_argument("--stages", type=int, default=5)
+    p.add_argument("--hold", type=float, default=1.0)
+    p.add_argument("--quiet-seconds", type=float, default=60.0)
+    p.add_argument("--timeout", type=float, default=1800.0)
+    p.add_argument("--small", action="store_true", help="5 curricula, 8 nodes, 2 stages, 20 s")
+    a = p.parse_args(argv)
+    if a.small:
+        a.curricula, a.nodes, a.stages, a.quiet_seconds = 5, 8, 2, 20.0
+    cfg = BenchConfig(
+        curricula=a.curricula,
+        nodes=a.nodes,
+        stages=a.stages,
+        hold=a.hold,
+        quiet_seconds=a.quiet_seconds,
+        timeout=a.timeout,
+    )
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
