@@ -71,6 +71,7 @@ def pad_step(samples: list[dict[str, Any]], config: Config, micro_batch: int) ->
                 sample_ids=[i for b in group for i in b.sample_ids],
                 num_real_tokens=sum(b.num_real_tokens for b in group),
                 num_pad_tokens=width * len(group) - sum(b.num_real_tokens for b in group),
+                num_tiles=sum(b.num_tiles for b in group),
             )
         )
     return out

@@ -95,9 +95,11 @@ def build_engine(
         # DeepSpeed's CPU backend JIT-compiles a shared-memory all-reduce op (a C++
         # build of minutes on a busy 2-core CI machine, repeated whenever its cache is
         # cold). gloo does the same job; opt back in with SAILVL_DS_SHM=1.
-        import deepspeed.comm.torch as ds_torch
+        # importlib, not `import deepspeed.comm.torch as m`: the package has an attribute
+        # `torch` (the real torch), which that statement would bind instead.
+        import importlib
 
-        ds_torch.build_shm_op = lambda: None
+        importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
 
     def scheduler(optimizer: Any) -> Any:
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)

@@ -84,7 +84,15 @@ def run(paths: list[Path], worker_argv: list[str]) -> int:
     jobs = [_load(p) for p in paths]
     prepare_environment(jobs[0][1].accelerator)
     if in_worker():
-        return worker_main(jobs)
+        rc = worker_main(jobs)
+        # Leave without interpreter finalisation: the reader's daemon threads and C++
+        # objects (gloo, DeepSpeed) torn down in arbitrary order at exit were seen to
+        # abort the process ("terminate called without an active exception") AFTER
+        # the stage had finished and committed, turning success into a failed pod.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
     return launch(jobs, worker_argv)
 
 

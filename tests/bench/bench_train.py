@@ -57,8 +57,10 @@ def main() -> int:
         [sys.executable, "-m", "sailvl.train.sequence", *map(str, jobs)],
         env=env, capture_output=True, text=True,
     )  # fmt: skip
+    (tmp / "launch.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode:
         print(proc.stderr[-3000:], file=sys.stderr)
+        print(f"full log: {tmp / 'launch.log'}", file=sys.stderr)
         return 1
     rows = [json.loads(x) for x in (tmp / "steps" / "rank-0.jsonl").read_text().splitlines()]
     result = {}
