@@ -48,6 +48,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--tokens", type=int, default=8192)
     ap.add_argument("--micro", type=int, default=4, help="packed rows per step")
+    ap.add_argument("--profile", action="store_true", help="print the top kernels of a step")
     args = ap.parse_args()
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29533", "RANK": "0",
                        "LOCAL_RANK": "0", "WORLD_SIZE": "1", "DS_ACCELERATOR": "cuda"})  # fmt: skip
@@ -130,6 +131,16 @@ def main() -> int:
             segs = [n for *_, lens in batches for n in lens]
             tiles = sum(int(kw["pixel_values"].shape[0]) for kw, *_ in batches)
             flops_per_step = step_flops(arch, ["vision", "projector", "llm"], segs, tiles)
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for kw, labels, w, _ in batches:
+                out = engine(**kw)
+                engine.backward(packed_loss(out.logits, labels, w, 1.0), scale_wrt_gas=False)
+            engine.step()
+            torch.cuda.synchronize()
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=15))
     steady = times[5:] or times
     sec = sum(steady) / len(steady)
     tok = args.tokens * args.micro
