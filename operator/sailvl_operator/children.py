@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import Counter
 from typing import Any
 
 import kopf
@@ -24,8 +26,12 @@ METRICS = Metrics(family("sailvl_operator_"))
 log = logging.getLogger(__name__)
 DEFAULTS = b.Defaults.from_env(os.environ)
 _RBAC_DONE: set[str] = set()
-# Last phase this process wrote per resource, for the resources-by-phase gauge.
+# Last phase this process wrote per resource, for the resources-by-phase gauge. kopf runs
+# sync handlers in a thread pool: the lock keeps one handler from iterating the dict
+# while another adds to it ("dictionary changed size during iteration" failed handlers,
+# which kopf then retried only after 60 s).
 _PHASES: dict[tuple[str, str, str], str] = {}
+_PHASES_LOCK = threading.Lock()
 
 
 def write_status(body: dict[str, Any], kind: str, new: dict[str, Any]) -> bool:
@@ -43,10 +49,11 @@ def write_status(body: dict[str, Any], kind: str, new: dict[str, Any]) -> bool:
             METRICS.labels("sailvl_operator_resource_phase", kind=kind, phase=phase, **ident).set(
                 1 if phase == diff["phase"] else 0
             )
-        _PHASES[(kind, meta["namespace"], meta["name"])] = diff["phase"]
+        with _PHASES_LOCK:
+            _PHASES[(kind, meta["namespace"], meta["name"])] = diff["phase"]
+            counts = Counter(p for (k, _, _), p in _PHASES.items() if k == kind)
         for phase in c.PHASES:
-            count = sum(1 for (k, _, _), p in _PHASES.items() if k == kind and p == phase)
-            METRICS.labels("sailvl_operator_resources", kind=kind, phase=phase).set(count)
+            METRICS.labels("sailvl_operator_resources", kind=kind, phase=phase).set(counts[phase])
     if kind == "TrainStage" and "restarts" in diff:
         METRICS.labels("sailvl_operator_train_restarts", **ident).set(diff["restarts"])
     return True

@@ -19,6 +19,8 @@ from sailvl.api.constants import GROUP, VERSION
 from sailvl.api.kinds import KINDS
 
 log = logging.getLogger(__name__)
+#: Handler threads (kopf's ``settings.execution.max_workers``) and HTTP connections.
+WORKERS = int(os.environ.get("SAILVL_OPERATOR_WORKERS", "32"))
 
 
 @functools.cache
@@ -28,7 +30,9 @@ def _api() -> client.ApiClient:
     except config.ConfigException:
         # The client library reads KUBECONFIG when it is imported; read it now instead.
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-    return client.ApiClient()
+    cfg = client.Configuration.get_default_copy()
+    cfg.connection_pool_maxsize = WORKERS  # one connection per handler thread
+    return client.ApiClient(cfg)
 
 
 def reset() -> None:

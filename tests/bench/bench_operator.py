@@ -70,6 +70,9 @@ class BenchConfig:
     quiet_seconds: float = 60.0  # length of the idle window after everything finished
     settle_seconds: float = 5.0  # pause between the last finish and the idle window
     timeout: float = 1800.0  # give up the run after this many seconds
+    workers: int | None = (
+        None  # operator handler threads (SAILVL_OPERATOR_WORKERS); None: its default
+    )
 
     def __post_init__(self) -> None:
         for name in ("curricula", "nodes", "stages"):
@@ -80,6 +83,8 @@ class BenchConfig:
         for name in ("hold", "quiet_seconds", "settle_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.timeout <= 0:
             raise ValueError(f"timeout must be > 0, got {self.timeout}")
         if self.curricula * 2 * 4 > self.nodes * 8:
@@ -100,8 +105,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_operator(kubeconfig: Path, ns: str, log: Path) -> subprocess.Popen[bytes]:
+def start_operator(
+    kubeconfig: Path, ns: str, log: Path, workers: int | None
+) -> subprocess.Popen[bytes]:
     env = dict(os.environ, KUBECONFIG=str(kubeconfig), SAILVL_METRICS_PORT=str(free_port()))
+    if workers is not None:
+        env["SAILVL_OPERATOR_WORKERS"] = str(workers)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "operator"), env.get("PYTHONPATH", "")])
     kopf = shutil.which("kopf", path=str(Path(sys.executable).parent)) or "kopf"
     argv = [kopf, "run", "--standalone", "--namespace", ns, "-m", "sailvl_operator.main"]
@@ -172,7 +181,7 @@ def run(cfg: BenchConfig) -> int:
         rec, drv = Recorder(api, ns), PodDriver(api, ns, cfg.hold)
         rec.start()
         drv.start()
-        op = start_operator(cp.kubeconfig, ns, tmp / "operator.log")
+        op = start_operator(cp.kubeconfig, ns, tmp / "operator.log", cfg.workers)
         try:
             return measure(cfg, api, ns, rec, drv, op, tmp / "audit.log", t_start)
         finally:
@@ -256,6 +265,7 @@ def measure(
         ),
         ("run wall time (apply -> all finished)", f"{t_run:.1f} s", ""),
         ("pods marked", f"{drv.pods_marked}", ""),
+        ("operator handler threads", str(cfg.workers or "default (32)"), ""),
     ]
     labels = {
         "watch": "Job Complete -> next child (watch clock)",
@@ -297,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hold", type=float, default=1.0)
     p.add_argument("--quiet-seconds", type=float, default=60.0)
     p.add_argument("--timeout", type=float, default=1800.0)
+    p.add_argument("--workers", type=int, default=None, help="operator handler threads")
     p.add_argument("--small", action="store_true", help="5 curricula, 8 nodes, 2 stages, 20 s")
     a = p.parse_args(argv)
     if a.small:
@@ -308,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         hold=a.hold,
         quiet_seconds=a.quiet_seconds,
         timeout=a.timeout,
+        workers=a.workers,
     )
     return run(cfg)
 
