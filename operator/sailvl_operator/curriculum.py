@@ -9,6 +9,7 @@ curriculum costs reads, never writes).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import kopf
@@ -27,6 +28,8 @@ from .children import invalid, write_status
 
 METRICS = Metrics(family("sailvl_curriculum_"))
 CHILD_KINDS = ("CaptionJob", "TrainStage", "EvalSuite")
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
 
 
 def children_of(ns: str, name: str) -> dict[str, ChildState]:
@@ -48,7 +51,20 @@ def children_of(ns: str, name: str) -> dict[str, ChildState]:
     return out
 
 
+def _lock(ns: str, name: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault((ns, name), threading.Lock())
+
+
 def advance(ns: str, name: str) -> None:
+    """One advance per Curriculum at a time in this process: a finishing child fires both
+    its Job's event and its own status event, and two concurrent runs would both create
+    the next child (one 409) and both post the StepStarted event."""
+    with _lock(ns, name):
+        _advance(ns, name)
+
+
+def _advance(ns: str, name: str) -> None:
     body = k8s.get(c.API_VERSION, "Curriculum", ns, name)
     if body is None or (body.get("status") or {}).get("phase") in c.TERMINAL_PHASES:
         return
