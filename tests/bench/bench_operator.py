@@ -22,6 +22,18 @@ told to exit 0 after ``--hold`` seconds). Each Curriculum has a caption step,
     python tests/bench/bench_operator.py --curricula 5 --nodes 8 --stages 2 --quiet-seconds 20
 
 Prints figures; asserts no timings. Exit status 1 only if the run could not finish.
+
+Measured here (2 cores shared with other jobs, load 5-8; watch clock; 32 threads):
+
+| run | resources | Job done -> next child p50 / p95 | CPU | peak RSS | idle writes |
+|---|---|---|---|---|---|
+| 20 curricula, 24 nodes, 2 stages, 6 threads | 140 | 3.86 / 6.65 s | 16 s | 132 MB | 0 |
+| same, 32 threads (run right after) | 140 | 1.48 / 3.18 s | 17 s | 144 MB | 0 |
+| 50 curricula, 64 nodes, 5 stages | 650 | 8.85 / 14.7 s | 94 s | 162 MB | 0 / 70 s |
+| 50 curricula, 64 nodes, 9 stages | 1050 | 8.92 / 16.2 s | 163 s | 174 MB | 0 / 130 s |
+
+At 50 curricula every API request took 0.1-0.7 s in the API server (audit log): the
+hand-over is bound by the shared machine's CPU, not by the operator (~25 % of a core).
 """
 
 from __future__ import annotations
