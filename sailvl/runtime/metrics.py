@@ -21,6 +21,7 @@ counters end in `_total`, nothing else does, durations are `_seconds`, ratios `_
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -267,6 +268,7 @@ class Metrics:
         self._specs = {s.name: s for s in (specs if specs is not None else _SPECS)}
         self._registry = registry
         self._made: dict[str, Any] = {}
+        self._lock = threading.Lock()  # handler threads may first use a metric together
 
     @property
     def registry(self) -> Any:
@@ -280,8 +282,9 @@ class Metrics:
     def __getitem__(self, name: str) -> Any:
         if name not in self._specs:
             raise KeyError(f"{name!r} is not in this Metrics' catalogue")
-        if name not in self._made:
-            self._made[name] = _build(self._specs[name], self.registry)
+        with self._lock:
+            if name not in self._made:
+                self._made[name] = _build(self._specs[name], self.registry)
         return self._made[name]
 
     def labels(self, metric: str, /, **labels: str) -> Any:
