@@ -289,7 +289,19 @@ def train_job(
         defaults,
     )
     pod["spec"]["subdomain"] = name
-    extra: dict[str, Any] = {"backoffLimit": 0, "suspend": spec.suspend}
+    extra: dict[str, Any] = {
+        "backoffLimit": 0,
+        "suspend": spec.suspend,
+        # Exit code 2 is a configuration error (sailvl train): fail, do not restart.
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {"operator": "In", "values": [c.EXIT_CONFIG_ERROR]},
+                }
+            ]
+        },
+    }
     if spec.active_deadline_seconds:
         extra["activeDeadlineSeconds"] = spec.active_deadline_seconds
     if spec.ttl_seconds_after_finished is not None:

@@ -139,6 +139,8 @@ def observe_job(kind: str, body: dict[str, Any], job: dict[str, Any]) -> str | N
         spec = parse_spec(kind, dict(body["spec"]))
         decision = s.train_decision(outcome, restarts, spec.max_restarts)  # type: ignore[attr-defined]
         phase, reason, message = decision.phase, decision.reason, decision.message
+        if reason == c.REASON_CONFIG_ERROR and st.get("message"):
+            message = st["message"]  # what the job itself reported
         if decision.action == "restart":
             k8s.delete_job(ns, job["metadata"]["name"])
             nxt = b.train_job(name, ns, spec, restarts + 1, DEFAULTS)  # type: ignore[arg-type]
@@ -157,7 +159,11 @@ def observe_job(kind: str, body: dict[str, Any], job: dict[str, Any]) -> str | N
         agg = aggregate(dict(st.get("scores") or {}))
         new["overall"] = agg.pop("overall", None)
         new["categories"] = agg
-    new.update(phase=phase, message=message or None)
+    new["phase"] = phase
+    if phase in c.TERMINAL_PHASES and reason != c.REASON_CONFIG_ERROR:
+        # While a job runs, status.message is the job's (e.g. its error before exit 2);
+        # the operator's own reasons and messages live in the conditions.
+        new["message"] = message or None
     new["conditions"] = s.phase_conditions(st.get("conditions"), phase, reason, message, gen)
     if kind == "TrainStage" and "restarts" in new:
         new["conditions"] = s.set_condition(

@@ -88,6 +88,8 @@ def job_outcome(job: dict[str, Any]) -> JobOutcome:
         msg = failed.get("message") or ""
         if reason == "DeadlineExceeded":
             return JobOutcome(c.FAILED, c.REASON_DEADLINE, msg, **counts)
+        if reason == "PodFailurePolicy":  # the config-error exit code (see builders)
+            return JobOutcome(c.FAILED, c.REASON_CONFIG_ERROR, msg, **counts)
         return JobOutcome(c.FAILED, c.REASON_JOB_FAILED, f"{reason}: {msg}".strip(": "), **counts)
     if (job.get("spec") or {}).get("suspend"):
         return JobOutcome(c.SUSPENDED, c.REASON_SUSPENDED, "the Job is suspended", **counts)
@@ -109,6 +111,10 @@ def train_decision(outcome: JobOutcome, restarts: int, max_restarts: int) -> Tra
         return TrainDecision("succeed", c.SUCCEEDED, c.REASON_JOB_SUCCEEDED, "stage finished")
     if outcome.phase != c.FAILED:
         return TrainDecision("none", outcome.phase, outcome.reason, outcome.message)
+    if outcome.reason == c.REASON_CONFIG_ERROR:
+        return TrainDecision(
+            "fail", c.FAILED, c.REASON_CONFIG_ERROR, "the stage reported a configuration error"
+        )
     if outcome.reason == c.REASON_DEADLINE:
         return TrainDecision(
             "fail", c.FAILED, c.REASON_DEADLINE, outcome.message or "activeDeadlineSeconds exceeded"

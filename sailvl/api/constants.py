@@ -39,6 +39,9 @@ REASON_JOB_FAILED: Final = "JobFailed"
 REASON_RESTARTING: Final = "PodFailedRestarting"
 REASON_MAX_RESTARTS: Final = "MaxRestartsExceeded"
 REASON_DEADLINE: Final = "DeadlineExceeded"
+REASON_CONFIG_ERROR: Final = "ConfigError"
+# A job exits with this code for a configuration error: retrying cannot help.
+EXIT_CONFIG_ERROR: Final = 2
 REASON_SUSPENDED: Final = "Suspended"
 REASON_RESUMED: Final = "Resumed"
 REASON_GATE_FAILED: Final = "GateFailed"

@@ -38,6 +38,7 @@ from sailvl.train.checkpoint import Checkpointer, capture_rng, restore_rng, save
 from sailvl.train.config import TrainConfig
 from sailvl.train.engine import build_engine, ds_config
 from sailvl.train.flops import arch_counts, step_flops
+from sailvl.train.preflight import ConfigError
 from sailvl.train.progress import Progress, StepRecord
 from sailvl.train.schedule import lr_factor, plan_budget, warmup_steps
 
@@ -194,7 +195,14 @@ def train(cfg: TrainConfig, worker: WorkerEnv, dev: DeviceSpec, reporter: Any) -
     unit = ckpt.latest()
     if unit is not None:
         client = ckpt.load(engine, unit)
-        reader.load_state_dict(client["reader"])
+        try:
+            reader.load_state_dict(client["reader"])
+        except ValueError as err:
+            # The reader's position only means something for the same ranks x workers.
+            raise ConfigError(
+                f"cannot resume from {unit}: {err}; resume with the same nodes x "
+                "devicesPerNode as the run that wrote it, or use a new output"
+            ) from None
         restore_rng(client["rng"])
         step, tokens, samples = client["step"], client["tokens"], client["samples"]
         log.info("resumed from %s at step %d", unit, step)

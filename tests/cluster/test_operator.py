@@ -325,3 +325,66 @@ def test_suspend_resume_and_delete(cluster: Any, crds: None, namespace: str) -> 
         timeout=60,
         what="children garbage-collected",
     )
+
+
+def test_config_error_exit_fails_stage_without_restart(
+    cluster: Any, crds: None, namespace: str
+) -> None:
+    """A stage pod that exits 2 (the job's config-error code) fails the stage at once,
+    keeping the message the job reported; no group restart, no crash loop."""
+    k = cluster.kubectl
+    stage = {
+        "apiVersion": "sailvl.io/v1alpha1",
+        "kind": "TrainStage",
+        "metadata": {"name": "badcfg", "namespace": namespace},
+        "spec": {
+            "preset": "sft-knowledge",
+            "model": {"preset": "tiny"},
+            "data": [{"uri": "s3://d/x"}],
+            "budget": {"steps": 5},
+            "output": "s3://o/badcfg",
+            "nodes": 2,
+            "devicesPerNode": 2,
+            "maxRestarts": 3,
+        },
+    }
+    with operator(cluster.kubeconfig, namespace):
+        k.apply(stage)
+        pods = wait_for(
+            lambda: (
+                [
+                    p
+                    for p in k.pods(namespace, "sailvl.io/name=badcfg")
+                    if p["status"].get("phase") == "Running"
+                ]
+                or None
+            ),
+            timeout=60,
+            what="a running stage pod",
+        )
+        # What `sailvl train` reports before it exits 2 (sailvl.runtime.report).
+        k(
+            "patch",
+            "trainstage",
+            "badcfg",
+            "-n",
+            namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status": {"message": "data[0]: cannot read s3://d/x"}}',
+        )
+        k.fail_pod(pods[0]["metadata"]["name"], namespace, code=2)
+        wait_for(
+            lambda: phase(k, "trainstage", "badcfg", namespace) == "Failed",
+            timeout=60,
+            what="stage Failed",
+        )
+        time.sleep(2)
+    st = get(k, "trainstage", "badcfg", namespace)["status"]
+    failed = next(c for c in st["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "ConfigError" and "cannot read s3://d/x" in failed["message"]
+    assert st["restarts"] == 0
+    assert [j["metadata"]["name"] for j in k.json("get", "jobs", "-n", namespace)["items"]] == [
+        "badcfg-0"
+    ]

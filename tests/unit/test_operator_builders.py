@@ -162,3 +162,18 @@ def test_train_restart_policy() -> None:
         }
     )
     assert s.train_decision(deadline, 0, 5).reason == "DeadlineExceeded"
+
+
+def test_config_error_exit_code_fails_without_restart() -> None:
+    job = b.train_job("ts", "ns", _spec(GPU), attempt=0)
+    rule = job["spec"]["podFailurePolicy"]["rules"][0]
+    assert rule["action"] == "FailJob" and rule["onExitCodes"]["values"] == [2]
+    failed = s.job_outcome(
+        {
+            "status": {
+                "conditions": [{"type": "Failed", "status": "True", "reason": "PodFailurePolicy"}]
+            }
+        }
+    )
+    decision = s.train_decision(failed, 0, 5)
+    assert decision.action == "fail" and decision.reason == "ConfigError"
