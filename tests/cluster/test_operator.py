@@ -74,6 +74,25 @@ def small_curriculum(
     }
 
 
+def standalone_stage(name: str, ns: str, **spec: Any) -> dict[str, Any]:
+    """A TrainStage outside any curriculum: two 2-GPU nodes, tiny model."""
+    return {
+        "apiVersion": "sailvl.io/v1alpha1",
+        "kind": "TrainStage",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "preset": "sft-knowledge",
+            "model": {"preset": "tiny"},
+            "data": [{"uri": "s3://d/x"}],
+            "budget": {"steps": 5},
+            "output": f"s3://o/{name}",
+            "nodes": 2,
+            "devicesPerNode": 2,
+            **spec,
+        },
+    }
+
+
 def children(kubectl: Kubectl, ns: str, cur: str) -> dict[str, list[str]]:
     out = {}
     for kind in ("captionjobs", "trainstages", "evalsuites"):
@@ -258,22 +277,7 @@ def test_invalid_specs(cluster: Any, crds: None, namespace: str) -> None:
 
 def test_suspend_resume_and_delete(cluster: Any, crds: None, namespace: str) -> None:
     k = cluster.kubectl
-    stage = {
-        "apiVersion": "sailvl.io/v1alpha1",
-        "kind": "TrainStage",
-        "metadata": {"name": "sus", "namespace": namespace},
-        "spec": {
-            "preset": "sft-knowledge",
-            "model": {"preset": "tiny"},
-            "data": [{"uri": "s3://d/x"}],
-            "budget": {"steps": 5},
-            "output": "s3://o/sus",
-            "nodes": 2,
-            "devicesPerNode": 2,
-            "suspend": True,
-            "queue": {"kueueQueue": "team-a"},
-        },
-    }
+    stage = standalone_stage("sus", namespace, suspend=True, queue={"kueueQueue": "team-a"})
     with operator(cluster.kubeconfig, namespace):
         k.apply(stage)
         wait_for(
@@ -333,21 +337,7 @@ def test_config_error_exit_fails_stage_without_restart(
     """A stage pod that exits 2 (the job's config-error code) fails the stage at once,
     keeping the message the job reported; no group restart, no crash loop."""
     k = cluster.kubectl
-    stage = {
-        "apiVersion": "sailvl.io/v1alpha1",
-        "kind": "TrainStage",
-        "metadata": {"name": "badcfg", "namespace": namespace},
-        "spec": {
-            "preset": "sft-knowledge",
-            "model": {"preset": "tiny"},
-            "data": [{"uri": "s3://d/x"}],
-            "budget": {"steps": 5},
-            "output": "s3://o/badcfg",
-            "nodes": 2,
-            "devicesPerNode": 2,
-            "maxRestarts": 3,
-        },
-    }
+    stage = standalone_stage("badcfg", namespace, maxRestarts=3)
     with operator(cluster.kubeconfig, namespace):
         k.apply(stage)
         pods = wait_for(
