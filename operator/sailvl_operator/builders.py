@@ -3,7 +3,12 @@
 One helper (:func:`meta`) merges labels and annotations for every child, so that the
 labels the operator selects on can never be overridden by a user's overlay. Names are
 deterministic: the ConfigMap is ``<name>-config``, the headless Service ``<name>``, the
-Job ``<name>-<attempt>`` (a TrainStage gets a new Job per group restart).
+Job ``<name>-<attempt>`` (a TrainStage gets a new Job per group restart), and with
+``queue.gang`` the PodGroup ``<name>-<attempt>`` (:mod:`.podgroups`).
+
+Every job pod is restricted-Pod-Security compatible unless the overlay says otherwise
+(:mod:`.pods`), passes ``args`` only so the image's ENTRYPOINT (``sailvl``, or the Ascend
+image's CANN wrapper in front of it) runs, and gets credentials by ``secretKeyRef``.
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ from typing import Any
 
 from sailvl.api import constants as c
 from sailvl.api.caption import CaptionJobSpec
-from sailvl.api.common import PodOverlay, Resources, SecretRef
+from sailvl.api.common import PodOverlay, Resources, StorageSecretRef
 from sailvl.api.evalsuite import EvalSuiteSpec
 from sailvl.api.jobconfig import dump_job_config, job_config
 from sailvl.api.train import TrainStageSpec
+
+from . import podgroups as pg
+from . import pods
 
 JOB_SERVICE_ACCOUNT = "sailvl-job"
 
@@ -31,27 +39,47 @@ class Defaults:
     trainer_ascend: str = "sailvl/trainer-ascend:0.1.0"
     captioner: str = "sailvl/captioner:0.1.0"
     evaluator: str = "sailvl/evaluator:0.1.0"
+    # LMDeploy's PyTorch engine on CANN (images/captioner-ascend.Dockerfile).
+    captioner_ascend: str = "sailvl/captioner-ascend:0.1.0"
+    # The Ascend trainer image carries the evaluator's whole stack (torch_npu + the
+    # package's train extra), so Ascend evals run in it.
+    evaluator_ascend: str = "sailvl/trainer-ascend:0.1.0"
     kueue_queue: str | None = None
     scheduler_name: str | None = None
     volcano_queue: str | None = None
+    # accelerator-type node label of Ascend pods unless a spec names one; "" for none.
+    ascend_accelerator_type: str = c.DEFAULT_ASCEND_TYPE
+    # Groups owning /dev/davinci* on the hosts (the driver's HwHiAiUser group).
+    ascend_supplemental_groups: tuple[int, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Defaults:
         base = cls()
+        groups = env.get("SAILVL_ASCEND_SUPPLEMENTAL_GROUPS") or ""
         return cls(
             trainer_cuda=env.get("SAILVL_IMAGE_TRAINER_CUDA") or base.trainer_cuda,
             trainer_ascend=env.get("SAILVL_IMAGE_TRAINER_ASCEND") or base.trainer_ascend,
             captioner=env.get("SAILVL_IMAGE_CAPTIONER") or base.captioner,
             evaluator=env.get("SAILVL_IMAGE_EVALUATOR") or base.evaluator,
+            captioner_ascend=env.get("SAILVL_IMAGE_CAPTIONER_ASCEND") or base.captioner_ascend,
+            evaluator_ascend=env.get("SAILVL_IMAGE_EVALUATOR_ASCEND") or base.evaluator_ascend,
             kueue_queue=env.get("SAILVL_KUEUE_QUEUE_NAME") or None,
             scheduler_name=env.get("SAILVL_SCHEDULER_NAME") or None,
             volcano_queue=env.get("SAILVL_VOLCANO_QUEUE") or None,
+            ascend_accelerator_type=env.get(
+                "SAILVL_ASCEND_ACCELERATOR_TYPE", base.ascend_accelerator_type
+            ),
+            ascend_supplemental_groups=tuple(int(g) for g in groups.split(",") if g.strip()),
         )
 
     def image(self, kind: str, accel: str) -> str:
+        """The default image of a kind on an accelerator: every kind has an Ascend one."""
+        ascend = accel == "ascend"
         if kind == "TrainStage":
-            return self.trainer_ascend if accel == "ascend" else self.trainer_cuda
-        return self.captioner if kind == "CaptionJob" else self.evaluator
+            return self.trainer_ascend if ascend else self.trainer_cuda
+        if kind == "CaptionJob":
+            return self.captioner_ascend if ascend else self.captioner
+        return self.evaluator_ascend if ascend else self.evaluator
 
 
 DEFAULTS = Defaults()
@@ -154,46 +182,53 @@ def _pod(
     devices: int,
     pod_labels: dict[str, str],
     pod_annotations: dict[str, str],
-    secret: SecretRef | None,
+    secret: StorageSecretRef | None,
     defaults: Defaults,
+    scheduler_name: str | None = None,
 ) -> dict[str, Any]:
     overlay: PodOverlay = spec.template
     image = overlay.image or defaults.image(kind, accel)
     container: dict[str, Any] = {
         "name": COMMAND[kind],
         "image": image,
-        "command": [
-            "sailvl",
-            COMMAND[kind],
-            "--config",
-            f"{c.CONFIG_MOUNT_PATH}/{c.CONFIG_FILE_NAME}",
-        ],
+        # args, not command: the image's ENTRYPOINT is `sailvl` (on Ascend behind the
+        # CANN set_env wrapper), which a `command` would replace.
+        "args": [COMMAND[kind], "--config", f"{c.CONFIG_MOUNT_PATH}/{c.CONFIG_FILE_NAME}"],
         "env": [
             *env,
+            *pods.storage_env(secret),
             {"name": "SAILVL_STATUS_SINK", "value": "kubernetes"},
             *overlay.env,
         ],
         "ports": [{"name": "metrics", "containerPort": c.JOB_METRICS_PORT}],
         "resources": _resources(spec.resources, accel, devices),
+        "securityContext": pods.container_security_context(overlay),
         "volumeMounts": [
             {"name": "job-config", "mountPath": c.CONFIG_MOUNT_PATH, "readOnly": True},
+            pods.SHM_MOUNT,
             *overlay.volume_mounts,
         ],
     }
-    if secret is not None:
-        container["envFrom"] = [{"secretRef": {"name": secret.name}}]
+    groups = defaults.ascend_supplemental_groups if accel == "ascend" else ()
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "serviceAccountName": overlay.service_account_name or JOB_SERVICE_ACCOUNT,
+        "securityContext": pods.pod_security_context(overlay, groups),
         "containers": [container],
         "volumes": [
             {"name": "job-config", "configMap": {"name": f"{name}-config"}},
+            pods.shm_volume(overlay),
             *overlay.volumes,
         ],
     }
     node_selector = dict(overlay.node_selector)
     if accel == "ascend":
         node_selector[c.ASCEND_NODE_LABEL[0]] = c.ASCEND_NODE_LABEL[1]
+        ascend_type = spec.accelerator_type
+        if ascend_type is None:
+            ascend_type = defaults.ascend_accelerator_type
+        if ascend_type:
+            node_selector[c.ASCEND_TYPE_LABEL] = ascend_type
     if node_selector:
         pod_spec["nodeSelector"] = node_selector
     for key, value in (
@@ -201,7 +236,7 @@ def _pod(
         ("affinity", overlay.affinity),
         ("imagePullSecrets", overlay.image_pull_secrets),
         ("priorityClassName", overlay.priority_class_name),
-        ("schedulerName", overlay.scheduler_name or defaults.scheduler_name),
+        ("schedulerName", overlay.scheduler_name or scheduler_name or defaults.scheduler_name),
     ):
         if value:
             pod_spec[key] = value
@@ -268,9 +303,11 @@ def train_job(
     q = spec.queue
     pod_labels = {c.LABEL_RESTART_ATTEMPT: str(attempt)}
     pod_annotations: dict[str, str] = {}
-    if q.pod_group:
-        pod_annotations[c.ANNOTATION_VOLCANO_GROUP] = q.pod_group
-        pod_labels[c.LABEL_COSCHEDULING_GROUP] = q.pod_group
+    group = pg.group_name(name, attempt) if q.gang else q.pod_group
+    if group and q.gang != "coscheduling":
+        pod_annotations[c.ANNOTATION_VOLCANO_GROUP] = group
+    if group and q.gang != "volcano":
+        pod_labels[c.LABEL_COSCHEDULING_GROUP] = group
     if q.volcano_queue or defaults.volcano_queue:
         pod_annotations[c.ANNOTATION_VOLCANO_QUEUE] = (
             q.volcano_queue or defaults.volcano_queue or ""
@@ -287,6 +324,7 @@ def train_job(
         pod_annotations,
         spec.storage_secret,
         defaults,
+        c.GANG_SCHEDULER[q.gang] if q.gang else None,
     )
     pod["spec"]["subdomain"] = name
     extra: dict[str, Any] = {
@@ -321,13 +359,39 @@ def train_job(
     )
 
 
+def pod_group(
+    name: str, namespace: str, spec: TrainStageSpec, attempt: int, defaults: Defaults = DEFAULTS
+) -> dict[str, Any] | None:
+    """The PodGroup of one attempt of a gang-scheduled TrainStage (None without
+    ``queue.gang``), sized from the same pod template as :func:`train_job`."""
+    job = train_job(name, namespace, spec, attempt, defaults)
+    queue = spec.queue.volcano_queue or defaults.volcano_queue
+    return pg.pod_group(
+        name,
+        namespace,
+        spec,
+        attempt,
+        job["spec"]["template"],
+        queue,
+        meta(pg.group_name(name, attempt), namespace, "TrainStage", name),
+    )
+
+
 def _sharded_job(
-    kind: str, name: str, namespace: str, spec: Any, shards: int, retries: int, defaults: Defaults
+    kind: str,
+    name: str,
+    namespace: str,
+    spec: Any,
+    shards: int,
+    retries: int,
+    defaults: Defaults,
+    extra_env: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Indexed Job of ``shards`` pods: index k takes the work items i with i % shards == k;
     a failed index is retried ``retries`` times on its own (``backoffLimitPerIndex``)."""
     env = _env({"SAILVL_SHARD_COUNT": str(shards)})
     env.append(_index_env("SAILVL_SHARD_INDEX"))
+    env += extra_env or []
     devices = 0 if spec.accelerator == "cpu" else spec.devices_per_pod
     pod = _pod(
         kind, name, spec, env, spec.accelerator, devices, {}, {}, spec.storage_secret, defaults
@@ -356,7 +420,10 @@ def eval_job(
 ) -> dict[str, Any]:
     """One index per benchmark shard (at most one pod per benchmark)."""
     shards = max(1, min(spec.parallelism, len(spec.all_benchmarks())))
-    return _sharded_job("EvalSuite", name, namespace, spec, shards, 1, defaults)
+    judge = spec.judge.api_key_secret if spec.judge else None
+    return _sharded_job(
+        "EvalSuite", name, namespace, spec, shards, 1, defaults, pods.judge_env(judge)
+    )
 
 
 def job_rbac(namespace: str) -> list[dict[str, Any]]:

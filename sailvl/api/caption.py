@@ -7,12 +7,13 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from .common import (
+    AcceleratorType,
     ApiModel,
     CommonStatus,
     PodOverlay,
     PositiveInt,
     Resources,
-    SecretRef,
+    StorageSecretRef,
     Uri,
 )
 
@@ -63,6 +64,7 @@ class CaptionJobSpec(ApiModel):
     model: CaptionModel
     backend: Literal["lmdeploy", "transformers"] = "lmdeploy"
     accelerator: Literal["nvidia", "ascend", "cpu"] = "nvidia"
+    accelerator_type: AcceleratorType | None = None
     devices_per_pod: int = Field(default=1, ge=0, le=16)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     prompt: PromptSettings = Field(default_factory=PromptSettings)
@@ -72,7 +74,7 @@ class CaptionJobSpec(ApiModel):
     shard_retries: int = Field(default=2, ge=0, le=20, description="Retries per shard.")
     backoff_limit_per_index: int = Field(default=2, ge=0, le=20)
     stats_sample: int = Field(default=1000, ge=0, description="Captions sampled for stats.")
-    storage_secret: SecretRef | None = None
+    storage_secret: StorageSecretRef | None = None
     resources: Resources = Field(default_factory=Resources)
     template: PodOverlay = Field(default_factory=PodOverlay)
 

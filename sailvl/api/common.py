@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from .constants import Phase
@@ -34,6 +34,16 @@ DnsLabel = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_len
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Accelerator = Literal["nvidia", "ascend", "cpu"]
+# Value of the Ascend device plugin's `accelerator-type` node label (e.g. module-910b-8 for
+# an 8-NPU 910B server, module for 910); "" selects no type. Unset: the operator default.
+AcceleratorType = Annotated[
+    str,
+    Field(
+        max_length=63,
+        pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$",
+        description="Ascend only: accelerator-type node label (910 vs 910B); '' for any.",
+    ),
+]
 
 
 class ApiModel(BaseModel):
@@ -51,11 +61,41 @@ class ApiModel(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+SecretKey = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$"
+
+
 class SecretRef(ApiModel):
     """A key in a Secret of the resource's namespace. Credentials never sit in a spec."""
 
     name: DnsLabel
-    key: str | None = Field(default=None, max_length=253)
+    key: SecretKey | None = Field(
+        default=None, description="Key in the Secret (the judge's default: apiKey)."
+    )
+
+
+class StorageSecretKeys(ApiModel):
+    """Which key of the storage Secret feeds which AWS variable of the job pods. The two
+    credentials must exist in the Secret (a pod without them does not start:
+    CreateContainerConfigError names the key); the other three are optional."""
+
+    access_key_id: SecretKey = Field(default="accessKeyId", description="-> AWS_ACCESS_KEY_ID")
+    secret_access_key: SecretKey = Field(
+        default="secretAccessKey", description="-> AWS_SECRET_ACCESS_KEY"
+    )
+    session_token: SecretKey = Field(
+        default="sessionToken", description="-> AWS_SESSION_TOKEN (optional)"
+    )
+    endpoint: SecretKey = Field(default="endpoint", description="-> AWS_ENDPOINT_URL (optional)")
+    region: SecretKey = Field(default="region", description="-> AWS_DEFAULT_REGION (optional)")
+
+
+class StorageSecretRef(ApiModel):
+    """Object-store credentials: a Secret whose named keys become the pod's AWS_* env
+    variables (one ``secretKeyRef`` each, defaults in :class:`StorageSecretKeys`)."""
+
+    name: DnsLabel
+    keys: StorageSecretKeys = Field(default_factory=StorageSecretKeys)
 
 
 class Resources(ApiModel):
@@ -66,7 +106,8 @@ class Resources(ApiModel):
 
 
 class PodOverlay(ApiModel):
-    """What a user may add to every child pod: placement, volumes, pull secrets."""
+    """What a user may add to every child pod: placement, volumes, pull secrets, security
+    context and the /dev/shm size."""
 
     image: str | None = Field(default=None, max_length=512, description="Container image.")
     service_account_name: str | None = Field(default=None, max_length=253)
@@ -81,10 +122,38 @@ class PodOverlay(ApiModel):
     annotations: dict[str, str] = Field(default_factory=dict)
     priority_class_name: str | None = Field(default=None, max_length=253)
     scheduler_name: str | None = Field(default=None, max_length=253)
+    security_context: dict[str, Any] | None = Field(
+        default=None,
+        description="Pod securityContext, merged key by key over the restricted defaults "
+        "(runAsNonRoot, runAsUser 1000, RuntimeDefault seccomp); e.g. supplementalGroups.",
+    )
+    container_security_context: dict[str, Any] | None = Field(
+        default=None,
+        description="Container securityContext, merged key by key over the defaults "
+        "(allowPrivilegeEscalation false, all capabilities dropped).",
+    )
+    shm_size: str | None = Field(
+        default=None,
+        pattern=QUANTITY_PATTERN,
+        max_length=32,
+        description="sizeLimit of the memory-backed /dev/shm (e.g. 64Gi); unset: no limit "
+        "beyond the pod's memory.",
+    )
 
 
 class Queueing(ApiModel):
     """Queue and gang-scheduling hooks, passed through to the child Job and its pods."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(has(self.gang) && has(self.podGroup))",
+                    "message": "set gang (the operator's PodGroup) or podGroup (yours), not both",
+                }
+            ]
+        }
+    )
 
     kueue_queue: str | None = Field(
         default=None, max_length=63, description="kueue.x-k8s.io/queue-name on the Job."
@@ -95,8 +164,21 @@ class Queueing(ApiModel):
     pod_group: str | None = Field(
         default=None,
         max_length=63,
-        description="Pod group for Volcano (annotation) and coscheduling (label).",
+        description="A pod group you manage yourself, for Volcano (annotation) and "
+        "coscheduling (label); use gang to have the operator create one.",
     )
+    gang: Literal["volcano", "coscheduling"] | None = Field(
+        default=None,
+        description="Gang-schedule the pods: the operator creates and owns a PodGroup "
+        "(Volcano scheduling.volcano.sh/v1beta1 or coscheduling scheduling.x-k8s.io/"
+        "v1alpha1) with minMember = pods, one per restart attempt.",
+    )
+
+    @model_validator(mode="after")
+    def _one_group(self) -> Queueing:
+        if self.gang is not None and self.pod_group is not None:
+            raise ValueError("set gang (the operator's PodGroup) or podGroup (yours), not both")
+        return self
 
 
 class Condition(ApiModel):

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .caption import CaptionJobSpec
 from .curriculum import CurriculumSpec, CurriculumStage
 from .evalsuite import BenchmarkSpec, EvalSuiteSpec
 from .train import TrainStageSpec
@@ -84,6 +85,26 @@ def stage_spec(cur: CurriculumSpec, index: int) -> TrainStageSpec:
     return TrainStageSpec.model_validate({k: v for k, v in body.items() if v is not None})
 
 
+def caption_spec(cur: CurriculumSpec) -> CaptionJobSpec:
+    """The caption step's spec: the curriculum's ``caption`` with what it leaves unset
+    taken from the curriculum (accelerator and acceleratorType from ``defaults``, the
+    pod template from ``defaults.template``, the storage Secret from ``storage``), so an
+    Ascend curriculum captions on Ascend with the same credentials as its stages."""
+    assert cur.caption is not None
+    cap = cur.caption
+    body = cap.to_dict()
+    given = cap.model_fields_set
+    if "accelerator" not in given:
+        body["accelerator"] = cur.defaults.accelerator
+    if "accelerator_type" not in given and cur.defaults.accelerator_type is not None:
+        body["acceleratorType"] = cur.defaults.accelerator_type
+    if "template" not in given:
+        body["template"] = cur.defaults.template.to_dict()
+    if "storage_secret" not in given and cur.storage.secret is not None:
+        body["storageSecret"] = cur.storage.secret.to_dict()
+    return CaptionJobSpec.model_validate(body)
+
+
 def _step_dataset(cur: CurriculumSpec, step: str) -> str:
     if step == "caption" and cur.caption is not None:
         return cur.caption.output
@@ -97,10 +118,12 @@ def eval_spec(cur: CurriculumSpec, step: Step, tokens: int | None = None) -> Eva
     if step.name == "final-eval":
         assert cur.final_eval is not None
         benchmarks: list[BenchmarkSpec] = cur.final_eval.benchmarks
-        suite = cur.final_eval.suite
+        suite, accel = cur.final_eval.suite, cur.final_eval.accelerator
     else:
         assert stage.eval is not None
         benchmarks, suite = stage.eval.benchmarks, stage.eval.suite
+        accel = stage.eval.accelerator
+    accel = accel or cur.defaults.accelerator
     body: dict[str, Any] = {
         "model": final_checkpoint(step_output(cur, stage.name)),
         "modelPreset": cur.model.preset,
@@ -111,8 +134,9 @@ def eval_spec(cur: CurriculumSpec, step: Step, tokens: int | None = None) -> Eva
         "output": step_output(cur, step.name),
         "tokens": tokens,
         "generation": cur.eval_generation.to_dict(),
-        "accelerator": cur.defaults.accelerator,
-        "devicesPerPod": 0 if cur.defaults.accelerator == "cpu" else 1,
+        "accelerator": accel,
+        "acceleratorType": cur.defaults.accelerator_type,
+        "devicesPerPod": 0 if accel == "cpu" else 1,
         "template": cur.defaults.template.to_dict(),
     }
     if cur.storage.secret is not None:
@@ -138,7 +162,10 @@ def check_curriculum(cur: CurriculumSpec, prefix: str = "spec") -> None:
     for step in steps(cur):
         where = f"{prefix}.stages[{step.stage_index}]"
         try:
-            if step.kind == "TrainStage" and step.stage_index is not None:
+            if step.kind == "CaptionJob":
+                where = f"{prefix}.caption"
+                caption_spec(cur)
+            elif step.kind == "TrainStage" and step.stage_index is not None:
                 stage_spec(cur, step.stage_index)
             elif step.kind == "EvalSuite":
                 where = f"{prefix}.finalEval" if step.name == "final-eval" else where + ".eval"

@@ -72,6 +72,16 @@ LABEL_COSCHEDULING_GROUP: Final = "scheduling.x-k8s.io/pod-group"
 # Extended resources per accelerator, and the Ascend node label set by its device plugin.
 ACCELERATOR_RESOURCE: Final = {"nvidia": "nvidia.com/gpu", "ascend": "huawei.com/Ascend910"}
 ASCEND_NODE_LABEL: Final = ("accelerator", "huawei-Ascend910")
+# The device plugin's label that tells 910 (module, card) from 910B (module-910b-8, ...).
+ASCEND_TYPE_LABEL: Final = "accelerator-type"
+DEFAULT_ASCEND_TYPE: Final = "module-910b-8"  # Atlas 800T A2, the paper's 910B servers
+
+# Gang scheduling: PodGroup API per `queue.gang`, and the scheduler that honours it.
+PODGROUP_API: Final = {
+    "volcano": "scheduling.volcano.sh/v1beta1",
+    "coscheduling": "scheduling.x-k8s.io/v1alpha1",
+}
+GANG_SCHEDULER: Final = {"volcano": "volcano", "coscheduling": "scheduler-plugins-scheduler"}
 
 # Pod contract (DESIGN.md section 4).
 ENV_MASTER_ADDR: Final = "MASTER_ADDR"
@@ -81,6 +91,9 @@ ENV_NODE_RANK: Final = "NODE_RANK"
 ENV_NPROC_PER_NODE: Final = "NPROC_PER_NODE"
 ENV_RESTART_ATTEMPT: Final = "SAILVL_RESTART_ATTEMPT"
 ENV_CONFIG: Final = "SAILVL_CONFIG"
+# The judge's API key (sailvl.eval.judge.JudgeConfig.api_key_env), from judge.apiKeySecret.
+ENV_JUDGE_API_KEY: Final = "SAILVL_JUDGE_API_KEY"
+DEFAULT_JUDGE_SECRET_KEY: Final = "apiKey"
 DEFAULT_MASTER_PORT: Final = 29500
 JOB_METRICS_PORT: Final = 9400
 CONFIG_MOUNT_PATH: Final = "/etc/sailvl"

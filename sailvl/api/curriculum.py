@@ -10,12 +10,13 @@ from .benchmarks import AGGREGATES
 from .caption import CaptionJobSpec
 from .common import (
     Accelerator,
+    AcceleratorType,
     ApiModel,
     CommonStatus,
     DnsLabel,
     PodOverlay,
     Queueing,
-    SecretRef,
+    StorageSecretRef,
     Uri,
 )
 from .evalsuite import BenchmarkSpec, EvalGeneration, Judge, SuiteName
@@ -37,7 +38,7 @@ MAX_CHILD_NAME = 63
 
 class Storage(ApiModel):
     uri: Uri = Field(description="Run folder; step outputs go to <uri>/<step>/.")
-    secret: SecretRef | None = None
+    secret: StorageSecretRef | None = None
 
 
 class Gate(ApiModel):
@@ -48,6 +49,9 @@ class Gate(ApiModel):
 class StepEval(ApiModel):
     benchmarks: list[BenchmarkSpec] = Field(default_factory=list, max_length=64)
     suite: SuiteName | None = None
+    accelerator: Accelerator | None = Field(
+        default=None, description="This eval's accelerator (default: defaults.accelerator)."
+    )
 
     @model_validator(mode="after")
     def _some(self) -> StepEval:
@@ -58,6 +62,7 @@ class StepEval(ApiModel):
 
 class StageDefaults(ApiModel):
     accelerator: Accelerator = "nvidia"
+    accelerator_type: AcceleratorType | None = None
     nodes: int = Field(default=1, ge=1, le=4096)
     devices_per_node: int = Field(default=8, ge=1, le=16)
     deepspeed: DeepSpeedSettings = Field(default_factory=DeepSpeedSettings)
@@ -93,6 +98,9 @@ class CurriculumStage(ApiModel):
 class FinalEval(ApiModel):
     benchmarks: list[BenchmarkSpec] = Field(default_factory=list, max_length=64)
     suite: SuiteName | None = None
+    accelerator: Accelerator | None = Field(
+        default=None, description="This eval's accelerator (default: defaults.accelerator)."
+    )
 
 
 class CurriculumSpec(ApiModel):

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from .benchmarks import BENCHMARKS, SCORERS, SUITES
 from .common import (
     Accelerator,
+    AcceleratorType,
     ApiModel,
     CommonStatus,
     HttpUrl,
@@ -16,6 +17,7 @@ from .common import (
     PositiveInt,
     Resources,
     SecretRef,
+    StorageSecretRef,
     Uri,
 )
 
@@ -42,7 +44,11 @@ class BenchmarkSpec(ApiModel):
 class Judge(ApiModel):
     endpoint: HttpUrl = Field(description="OpenAI-compatible base URL (…/v1).")
     model: str = Field(min_length=1, max_length=256)
-    api_key_secret: SecretRef | None = None
+    api_key_secret: SecretRef | None = Field(
+        default=None,
+        description="Secret holding the API key (key default apiKey); the eval pods get it "
+        "as SAILVL_JUDGE_API_KEY.",
+    )
     timeout_seconds: PositiveInt = 60
 
 
@@ -63,8 +69,9 @@ class EvalSuiteSpec(ApiModel):
     tokens: int | None = Field(default=None, ge=0, description="Training tokens seen (reports).")
     generation: EvalGeneration = Field(default_factory=EvalGeneration)
     accelerator: Accelerator = "nvidia"
+    accelerator_type: AcceleratorType | None = None
     devices_per_pod: int = Field(default=1, ge=0, le=16)
-    storage_secret: SecretRef | None = None
+    storage_secret: StorageSecretRef | None = None
     resources: Resources = Field(default_factory=Resources)
     template: PodOverlay = Field(default_factory=PodOverlay)
 

@@ -20,7 +20,16 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from .benchmarks import aggregate
-from .compose import Step, child_name, eval_spec, final_checkpoint, stage_spec, step_output, steps
+from .compose import (
+    Step,
+    caption_spec,
+    child_name,
+    eval_spec,
+    final_checkpoint,
+    stage_spec,
+    step_output,
+    steps,
+)
 from .constants import (
     FAILED,
     REASON_CHILD_FAILED,
@@ -108,8 +117,7 @@ def trained_tokens(cur: CurriculumSpec, children: dict[str, ChildState], upto: i
 def child_spec(cur: CurriculumSpec, step: Step, children: dict[str, ChildState]) -> BaseModel:
     """The spec of ``step``'s child, built from the curriculum spec as it is now."""
     if step.kind == "CaptionJob":
-        assert cur.caption is not None
-        return cur.caption
+        return caption_spec(cur)
     assert step.stage_index is not None
     if step.kind == "TrainStage":
         return stage_spec(cur, step.stage_index)

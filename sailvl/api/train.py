@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from .common import (
     Accelerator,
+    AcceleratorType,
     ApiModel,
     CommonStatus,
     DnsLabel,
@@ -20,7 +21,7 @@ from .common import (
     PositiveInt,
     Queueing,
     Resources,
-    SecretRef,
+    StorageSecretRef,
     Uri,
 )
 from .presets import MODEL_LIMITS, ModelSize, Module, StageName, stage_preset
@@ -126,6 +127,7 @@ class TrainStageSpec(ApiModel):
     micro_batch: PositiveInt = Field(default=1, description="Packed rows per device step.")
     deepspeed: DeepSpeedSettings = Field(default_factory=DeepSpeedSettings)
     accelerator: Accelerator = "nvidia"
+    accelerator_type: AcceleratorType | None = None
     nodes: int = Field(default=1, ge=1, le=4096)
     devices_per_node: int = Field(default=8, ge=1, le=16)
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
@@ -136,7 +138,7 @@ class TrainStageSpec(ApiModel):
     active_deadline_seconds: int | None = Field(default=None, ge=1)
     ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
     queue: Queueing = Field(default_factory=Queueing)
-    storage_secret: SecretRef | None = None
+    storage_secret: StorageSecretRef | None = None
     resources: Resources = Field(default_factory=Resources)
     template: PodOverlay = Field(default_factory=PodOverlay)
 
