@@ -21,6 +21,7 @@ import pytest
 from sailvl.data.dataset import Dataset, WriterConfig
 from sailvl.data.synthetic import write_synthetic
 from sailvl.storage import open_store
+from tests.fixtures.s3server import S3Server, assert_server_is_expected
 
 pytestmark = pytest.mark.slow  # two tiny-model subprocesses: ~2-4 min on 2 busy cores
 SHARDS, PER_SHARD = 6, 2
@@ -44,7 +45,8 @@ def _worker(cfg_path: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def test_caption_kill_and_rerun_on_s3(s3_env: str, tmp_path: Path) -> None:
+def test_caption_kill_and_rerun_on_s3(s3_env: str, s3_server: S3Server, tmp_path: Path) -> None:
+    assert_server_is_expected(s3_server)  # SeaweedFS unless SAILVL_TEST_S3=moto
     from sailvl.model.build import build_model
     from sailvl.model.checkpoint import save_checkpoint
     from sailvl.model.tokenizer import build_tiny_tokenizer

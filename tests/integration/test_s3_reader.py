@@ -11,6 +11,7 @@ import pytest
 from sailvl.data.dataset import Dataset, WriterConfig
 from sailvl.data.reader import ReaderConfig, StreamingReader, drop_skips, state_after
 from sailvl.data.synthetic import SyntheticConfig, write_synthetic
+from tests.fixtures.s3server import S3Server, assert_server_is_expected
 
 
 def decode(sample: dict[str, Any]) -> dict[str, Any]:
@@ -21,7 +22,8 @@ def decode(sample: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def s3_dataset(s3_env: str) -> str:
+def s3_dataset(s3_env: str, s3_server: S3Server) -> str:
+    assert_server_is_expected(s3_server)  # SeaweedFS unless SAILVL_TEST_S3=moto
     uri = f"s3://{s3_env}/synth"
     cfg = SyntheticConfig(seed=7, max_size=96)
     write_synthetic(uri, 120, cfg, WriterConfig(max_samples_per_shard=25))

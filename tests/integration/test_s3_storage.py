@@ -14,9 +14,11 @@ from sailvl.storage import (
     write_latest,
 )
 from sailvl.storage.s3 import S3Store
+from tests.fixtures.s3server import S3Server, assert_server_is_expected
 
 
-def test_s3_roundtrip_list_delete(s3_env: str) -> None:
+def test_s3_roundtrip_list_delete(s3_env: str, s3_server: S3Server) -> None:
+    assert_server_is_expected(s3_server)  # SeaweedFS unless SAILVL_TEST_S3=moto
     store = open_store(f"s3://{s3_env}/pre/fix")
     store.write_bytes("a/x", b"1")
     store.write_bytes("a/y", b"22")
