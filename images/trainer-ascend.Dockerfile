@@ -2,6 +2,11 @@
 # Trainer for Huawei Ascend NPUs (910B): CANN base, torch + torch_npu of the matching
 # release (CANN 8.5.0 <-> torch/torch_npu 2.8.0), DeepSpeed with its NPU accelerator.
 # Build from the repository root: docker build -f images/trainer-ascend.Dockerfile .
+# Built for both architectures (x86 910B hosts such as the paper's, and Kunpeng arm64
+# servers): docker buildx build --platform linux/amd64,linux/arm64 -f images/trainer-ascend.Dockerfile .
+# The CANN base is multi-arch, the CPU torch index serves x86_64 (+cpu) and aarch64
+# wheels of one version, torch-npu publishes both. The image also runs Ascend evals
+# (EvalSuite on accelerator ascend): it holds the evaluator's whole stack.
 
 # --- build: install torch_npu and the package into a venv --------------------------------
 FROM quay.io/ascend/cann:8.5.0-910b-ubuntu22.04-py3.11 AS build
@@ -33,5 +38,6 @@ RUN (id -u 1000 >/dev/null 2>&1 || useradd --uid 1000 --create-home --home-dir /
 USER 1000:1000
 WORKDIR /home/sailvl
 EXPOSE 9400
+# The operator passes only args (`train|eval --config ...`), so this wrapper always runs.
 ENTRYPOINT ["/usr/local/bin/ascend-env", "sailvl"]
 CMD ["train", "--config", "/etc/sailvl/job.yaml"]

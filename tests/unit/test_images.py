@@ -20,7 +20,14 @@ from sailvl import cli
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "images"
-EXPECTED = {"operator", "trainer-cuda", "trainer-ascend", "captioner", "evaluator"}
+EXPECTED = {
+    "operator",
+    "trainer-cuda",
+    "trainer-ascend",
+    "captioner",
+    "captioner-ascend",
+    "evaluator",
+}
 # A tag naming a full version (x.y.z, optionally with suffixes) or a pinned digest.
 PINNED = re.compile(r"^[\w.\-/:]+(:[\w.\-]*\d+\.\d+\.\d+[\w.\-]*)?(@sha256:[0-9a-f]{64})?$")
 
@@ -154,6 +161,7 @@ def test_a_wrong_subcommand_is_caught() -> None:
         ("trainer-cuda", ["flash-attn==", "deepspeed==", "pytorch/pytorch:"]),
         ("trainer-ascend", ["torch-npu==", "cann:", "deepspeed=="]),
         ("captioner", ["lmdeploy=="]),
+        ("captioner-ascend", ["lmdeploy==", "torch-npu==", "dlinfer-ascend==", "cann:"]),
         ("evaluator", ['"./[train]"']),
         ("operator", ['"./[operator]"', "python:3.11"]),
     ],

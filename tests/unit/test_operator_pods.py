@@ -106,7 +106,13 @@ def test_bad_shm_size_is_refused_naming_the_field() -> None:
 
 @pytest.mark.parametrize(
     ("image", "build"),
-    [("trainer-ascend", ALL_JOBS[0]), ("trainer-cuda", ALL_JOBS[0]), ("captioner", ALL_JOBS[1])],
+    [
+        ("trainer-ascend", ALL_JOBS[0]),
+        ("trainer-ascend", ALL_JOBS[2]),  # Ascend evals run in the trainer image
+        ("trainer-cuda", ALL_JOBS[0]),
+        ("captioner", ALL_JOBS[1]),
+        ("captioner-ascend", ALL_JOBS[1]),
+    ],
 )
 def test_pod_args_keep_the_image_entrypoint(image: str, build: Any) -> None:
     job = build({})
@@ -115,7 +121,7 @@ def test_pod_args_keep_the_image_entrypoint(image: str, build: Any) -> None:
     path = dockerfiles()[image]
     entry = command_of(path)[: len(command_of(path)) - len(ctr["args"])]
     argv = [*entry, *ctr["args"]]
-    if image == "trainer-ascend":
+    if image.endswith("-ascend"):
         # The CANN set_env wrapper runs first and hands over to sailvl with exec "$@".
         assert argv[0] in wrappers(path) and argv[1] == "sailvl"
     assert argv[argv.index("sailvl") + 1 :] == ctr["args"]
@@ -183,7 +189,8 @@ def _gang_stage(gang: str, **over: Any) -> Any:
             devicesPerNode=8,
             globalBatch=64,
             queue={"gang": gang, "volcanoQueue": "research"},
-            resources={"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"memory": "500Mi"}},
+            # memory has only a limit: the API server defaults its request to it
+            resources={"requests": {"cpu": "4"}, "limits": {"memory": "16Gi"}},
             **over,
         )
     )
