@@ -24,6 +24,7 @@ JOBS = {
     "stats": ("sailvl.quality.main", "main"),
     "report": ("sailvl.eval.report_main", "main"),
     "gen-data": ("sailvl.local.assets", "main"),
+    "data": ("sailvl.data.importers.main", "main"),
 }
 
 
@@ -53,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("out")
     g.add_argument("--samples", type=int, default=1000)
     g.add_argument("--seed", type=int, default=0)
+    d = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command")
+    d.required = True
+    from sailvl.data.importers.main import add_arguments
+
+    add_arguments(d.add_parser("import", help="import LLaVA / InternVL / WebDataset / HF data"))
     return p
 
 
@@ -84,6 +90,7 @@ def _validate(files: Sequence[Path]) -> int:
     import yaml
 
     from sailvl.api import SpecError, parse_resource
+    from sailvl.api.validation import spec_warnings
 
     rc = 0
     for path in files:
@@ -91,7 +98,9 @@ def _validate(files: Sequence[Path]) -> int:
             for doc in yaml.safe_load_all(path.read_text()):
                 if doc is None:
                     continue
-                kind, name, _ = parse_resource(doc)
+                kind, name, spec = parse_resource(doc)
+                for warning in spec_warnings(kind, spec):  # valid, but probably not meant
+                    print(f"{path}: warning: {warning}", file=sys.stderr)
                 print(f"{path}: {kind}/{name} ok")
         except (OSError, yaml.YAMLError) as err:
             print(f"{path}: cannot read: {err}", file=sys.stderr)

@@ -1,0 +1,214 @@
+"""The `sailvl data import INPUT OUTPUT` command: plan, import units, finalise.
+
+Flow: detect (or take `--format`) the format; plan the units (input files); record the
+plan in `<output>/_import/plan.json` (a rerun must plan the same units with the same
+part limits, or its part numbers would not line up; a different plan is refused);
+import every unit (inline with `--workers 1`, else a process pool, one unit per
+process at a time); finalise (duplicates, rejects, manifest). An output that already
+has its manifest with the same plan is complete: the command says so and exits 0.
+
+Exit codes: 0 done; 2 invalid input (format, plan mismatch) or reject ratio above
+`--max-reject-ratio` (no manifest written); 1 a unit failed (I/O, unreadable input
+file): the others still finish, so the rerun only redoes what is missing.
+
+Progress: worker processes send (rows, rejected, bytes) deltas over a queue; the
+parent prints one status line (files done, rows, rejected, rows/s, MB/s) to stderr,
+redrawn in place on a terminal, every 10 s otherwise (pod logs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing as mp
+import queue
+import sys
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from sailvl.data.importers import FormatError, detect, load
+from sailvl.data.importers.finalize import ImportRejected, finalize
+from sailvl.data.importers.inputs import Unit
+from sailvl.data.importers.parts import Limits, import_unit
+from sailvl.data.manifest import MANIFEST
+from sailvl.storage import NotFoundError, open_store
+
+PLAN = "_import/plan.json"
+EXIT_FAILED, EXIT_INVALID = 1, 2
+_QUEUE: Any = None
+
+
+class Progress:
+    """The status line: totals since start and rates over the whole run."""
+
+    def __init__(self, files: int, *, enabled: bool = True, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.files, self.files_done = files, 0
+        self.rows = self.rejected = self.bytes = 0
+        self.t0 = self.last = time.monotonic()
+
+    def add(self, delta: dict[str, int]) -> None:
+        self.rows += delta.get("rows", 0)
+        self.rejected += delta.get("rejected", 0)
+        self.bytes += delta.get("bytes", 0)
+        self.draw()
+
+    def line(self) -> str:
+        dt = max(time.monotonic() - self.t0, 1e-6)
+        return (
+            f"import: {self.files_done}/{self.files} files | {self.rows:,} rows "
+            f"({self.rejected:,} rejected) | {self.rows / dt:,.1f} rows/s | "
+            f"{_size(self.bytes / dt)}/s"
+        )
+
+    def draw(self, final: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not final and now - self.last < (0.5 if self.tty else 10)):
+            return
+        self.last = now
+        end = "\n" if final or not self.tty else ""
+        print(("\r" if self.tty else "") + self.line(), end=end, file=self.stream, flush=True)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"
+
+
+def _init_worker(q: Any) -> None:
+    global _QUEUE
+    _QUEUE = q
+
+
+def _run_unit(fmt: str, unit: dict[str, Any], out: str, limits: Limits) -> dict[str, Any]:
+    """Worker-process entry: import one unit, progress over the shared queue."""
+    return import_unit(load(fmt), Unit(**unit), out, limits, _QUEUE.put if _QUEUE else None)
+
+
+def check_plan(out_uri: str, plan: dict[str, Any]) -> bool:
+    """Record the plan, or compare with the recorded one. True if a manifest exists."""
+    out = open_store(out_uri)
+    try:
+        old = json.loads(out.read_bytes(PLAN))
+    except NotFoundError:
+        if out.exists(MANIFEST):
+            raise FormatError(
+                f"{out_uri}: already holds a dataset not written by an import"
+            ) from None
+        out.write_bytes(PLAN, json.dumps(plan, indent=1).encode())
+        return False
+    if old != plan:
+        raise FormatError(
+            f"{out_uri}: holds an import with a different plan (inputs, format or part "
+            "limits changed); import into a new output"
+        )
+    return out.exists(MANIFEST)
+
+
+def run_import(args: Any, progress_stream: Any = None) -> int:
+    try:
+        fmt = args.format or detect(args.input)
+        units = load(fmt).plan(args.input, args.image_root, vars(args))
+        limits = Limits(rows=args.rows_per_shard, bytes=args.shard_bytes)
+        plan = {
+            "format": fmt,
+            "input": args.input,
+            "limits": {"rows": limits.rows, "bytes": limits.bytes},
+            "units": [u.to_dict() for u in units],
+        }
+        if check_plan(args.output, plan):
+            print(f"{args.output}: import already complete", file=sys.stderr)
+            return 0
+    except (FormatError, ValueError) as exc:
+        print(f"invalid: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    bar = Progress(len(units), enabled=not args.no_progress, stream=progress_stream)
+    errors = _import_all(fmt, units, args.output, limits, args.workers, bar)
+    bar.draw(final=True)
+    if errors:
+        for err in errors:
+            print(f"failed: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    meta = {"format": fmt, "input": args.input, "image_root": args.image_root or ""}
+    try:
+        manifest = finalize(args.output, units, max_reject_ratio=args.max_reject_ratio, meta=meta)
+    except ImportRejected as exc:
+        print(f"rejected: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    info = manifest.meta["import"]
+    bad = {k: v for k, v in info["rejected"].items() if v}
+    print(
+        f"{args.output}: {info['rows_out']} samples in {len(manifest.shards)} shards; "
+        f"{info['rows_in'] - info['rows_out']} rejected {bad or ''}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _import_all(
+    fmt: str, units: list[Unit], out: str, limits: Limits, workers: int, bar: Progress
+) -> list[str]:
+    errors: list[str] = []
+    if workers <= 1:
+        for unit in units:
+            try:
+                import_unit(load(fmt), unit, out, limits, bar.add)
+            except Exception as exc:  # noqa: BLE001 - reported, the other units go on
+                errors.append(f"{unit.uri}: {exc}")
+            bar.files_done += 1
+        return errors
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)
+    ) as ex:
+        futures: dict[Future[Any], Unit] = {
+            ex.submit(_run_unit, fmt, u.to_dict(), out, limits): u for u in units
+        }
+        pending = set(futures)
+        while pending:
+            with contextlib.suppress(queue.Empty):
+                bar.add(q.get(timeout=0.2))
+            for fut in [f for f in pending if f.done()]:
+                pending.discard(fut)
+                bar.files_done += 1
+                if fut.exception() is not None:
+                    errors.append(f"{futures[fut].uri}: {fut.exception()}")
+        while True:  # the last deltas
+            try:
+                bar.add(q.get_nowait())
+            except queue.Empty:
+                break
+    return errors
+
+
+def add_arguments(p: Any) -> None:
+    """The `data import` options (called by `sailvl.cli`)."""
+    p.add_argument("input", help="input file or folder/prefix (file path, file:// or s3://)")
+    p.add_argument("output", help="output dataset URI (file path, file:// or s3://)")
+    p.add_argument("--format", choices=["llava", "internvl", "webdataset", "hfparquet"])
+    p.add_argument("--image-root", help="where relative image paths resolve")
+    p.add_argument("--workers", type=int, default=1, help="processes (one input file each)")
+    p.add_argument("--max-reject-ratio", type=float, default=0.01,
+                   help="fail (exit 2, no manifest) above this share of rejected rows")  # fmt: skip
+    p.add_argument("--rows-per-shard", type=int, default=1000, help="input rows per part")
+    p.add_argument("--shard-bytes", type=int, default=256 << 20, help="sample bytes per part")
+    p.add_argument("--caption-from-alt-text", action="store_true",
+                   help="webdataset: also use the web text as `caption` (train on it as is)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true")
+
+
+def main(args: Any) -> int:
+    if args.workers < 1 or args.rows_per_shard < 1 or args.shard_bytes < 1:
+        print("invalid: --workers, --rows-per-shard, --shard-bytes: must be >= 1", file=sys.stderr)
+        return EXIT_INVALID
+    if not 0 <= args.max_reject_ratio <= 1:
+        print("invalid: --max-reject-ratio: must be in [0, 1]", file=sys.stderr)
+        return EXIT_INVALID
+    return run_import(args)

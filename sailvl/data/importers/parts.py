@@ -1,0 +1,165 @@
+"""One unit (input file) -> numbered output parts, resumable at part granularity.
+
+Layout. Unit i writes parts `parts/<i:05d>-<k:05d>/` for k = 0, 1, ...; each part is
+a small dataset written by the ordinary `DatasetWriter` (Parquet shard(s), then its
+own `manifest.json` last), so a part is committed exactly when its manifest exists,
+by the writer's own rule. The part manifest's `meta` records the input row range it
+covers (`rows_start`, `rows_end`: positions in the unit's row stream, rejected rows
+included), the rejected rows (id, reason, detail, row) and whether it is the unit's
+last part (`unit_done`).
+
+Deterministic assignment. A part closes after `rows` input rows or once its samples
+reach `bytes`; part k+1 starts at the row where part k ended. A resumed unit reads
+the manifest of its last committed part, skips (parses, but neither fetches nor
+decodes images for) the rows before that part's `rows_end`, and rewrites from the
+first uncommitted part on. A part killed half-way has no manifest and is written again
+whole under the same name (object writes are atomic), so after any number of kills
+every input row lands in exactly one committed part.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sailvl.data.dataset import DatasetWriter, WriterConfig
+from sailvl.data.importers.inputs import Meter, Unit
+from sailvl.data.importers.records import BAD_ROW, Candidate, ImageFetcher, Reject, to_sample
+from sailvl.data.manifest import MANIFEST, Manifest, SampleError
+from sailvl.storage import Store, join, open_store
+
+PART_RE = re.compile(r"^parts/(\d{5})-(\d{5})/" + re.escape(MANIFEST) + "$")
+Report = Callable[[dict[str, int]], None]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """When a part closes: after `rows` input rows or `bytes` of sample data."""
+
+    rows: int = 1000
+    bytes: int = 256 << 20
+
+
+def part_key(unit: int, k: int) -> str:
+    return f"parts/{unit:05d}-{k:05d}"
+
+
+def committed_parts(out: Store, unit: int) -> list[tuple[str, Manifest]]:
+    """The unit's committed parts, in order, up to the first gap."""
+    ks = sorted(
+        int(m.group(2))
+        for key in out.list(f"parts/{unit:05d}-")
+        if (m := PART_RE.match(key)) and int(m.group(1)) == unit
+    )
+    out_parts = []
+    for expect, k in enumerate(ks):
+        if k != expect:
+            break
+        key = part_key(unit, k)
+        out_parts.append((key, Manifest.from_json(out.read_bytes(f"{key}/{MANIFEST}"))))
+    return out_parts
+
+
+def _sample_bytes(sample: dict[str, Any]) -> int:
+    text = sum(len(t["content"]) for t in sample["conversations"])
+    return sum(len(b) for b in sample["images"]) + text + len(sample["alt_text"])
+
+
+class _Part:
+    def __init__(self, out_uri: str, unit: Unit, k: int, start: int, limits: Limits) -> None:
+        self.key = part_key(unit.index, k)
+        cfg = WriterConfig(
+            max_samples_per_shard=limits.rows,
+            max_bytes_per_shard=limits.bytes,
+            check_unique_ids=False,  # duplicates are resolved over the whole output
+        )
+        self.writer = DatasetWriter(open_store(join(out_uri, self.key)), cfg)
+        self.start, self.rows, self.bytes = start, 0, 0
+        self.rejects: list[dict[str, Any]] = []
+
+    def close(self, end: int, done: bool) -> None:
+        self.writer.meta = {
+            "rows_start": self.start,
+            "rows_end": end,
+            "unit_done": done,
+            "rejects": self.rejects,
+        }
+        self.writer.close()
+
+
+def import_unit(
+    fmt: Any, unit: Unit, out_uri: str, limits: Limits, report: Report | None = None
+) -> dict[str, Any]:
+    """Import one unit into its parts (resuming); returns {unit, parts, skipped_rows}."""
+    out = open_store(out_uri)
+    done = committed_parts(out, unit.index)
+    start, k = 0, len(done)
+    if done:
+        last = done[-1][1].meta
+        if last.get("unit_done"):
+            return {"unit": unit.index, "parts": k, "skipped_rows": last["rows_end"]}
+        start = int(last["rows_end"])
+    meter, fetcher = Meter(), ImageFetcher(unit.image_root)
+    tick = _Ticker(meter, fetcher, report)
+    part: _Part | None = None
+    pos = -1
+    for pos, cand in enumerate(fmt.rows(unit, meter)):
+        if pos < start:
+            continue
+        if part is None:
+            part = _Part(out_uri, unit, k, pos, limits)
+        rejected = _add(part, cand, fetcher, unit, pos)
+        tick.row(rejected)
+        if part.rows >= limits.rows or part.bytes >= limits.bytes:
+            part.close(pos + 1, done=False)
+            part, k = None, k + 1
+    if part is None:  # the unit ended on a part boundary: an empty last part marks it done
+        part = _Part(out_uri, unit, k, max(pos + 1, start), limits)
+    part.close(max(pos + 1, start), done=True)
+    tick.flush()
+    return {"unit": unit.index, "parts": k + 1, "skipped_rows": start}
+
+
+def _add(part: _Part, cand: Candidate, fetcher: ImageFetcher, unit: Unit, pos: int) -> bool:
+    part.rows += 1
+    try:
+        sample = to_sample(cand, fetcher, unit.source)
+        part.writer.write(sample)
+    except Reject as rej:
+        part.rejects.append(
+            {"id": cand.id, "reason": rej.reason, "detail": rej.detail[:300], "row": pos}
+        )
+        return True
+    except SampleError as exc:  # a field the dataset format refuses (wrong type)
+        part.rejects.append({"id": cand.id, "reason": BAD_ROW, "detail": str(exc), "row": pos})
+        return True
+    part.bytes += _sample_bytes(sample)
+    return False
+
+
+class _Ticker:
+    """Sends progress deltas (rows, rejected, bytes) at most twice a second."""
+
+    def __init__(self, meter: Meter, fetcher: ImageFetcher, report: Report | None) -> None:
+        self.meter, self.fetcher, self.report = meter, fetcher, report
+        self.rows = self.rejected = self.sent_bytes = 0
+        self.last = time.monotonic()
+
+    def row(self, rejected: bool) -> None:
+        self.rows += 1
+        self.rejected += int(rejected)
+        if time.monotonic() - self.last >= 0.5:
+            self.flush()
+
+    def flush(self) -> None:
+        total = self.meter.bytes + self.fetcher.bytes_read
+        if self.report is not None:
+            self.report(
+                {"rows": self.rows, "rejected": self.rejected, "bytes": total - self.sent_bytes}
+            )
+        self.rows = self.rejected = 0
+        self.sent_bytes = total
+        self.last = time.monotonic()

@@ -1,0 +1,111 @@
+"""`sailvl data import` on each format's fixture: detection, normalisation, rejects.
+
+The fixtures (tests/unit/test_import_fixtures.py) hold good rows and broken rows of
+every reason that applies to the format; `check_import` asserts every good sample
+exactly once with byte-identical images and template-role conversations, and every
+broken row in `rejects.jsonl` and the manifest's per-reason counts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sailvl.cli import main
+from sailvl.data.importers import FormatError, detect
+from sailvl.data.manifest import MANIFEST
+from tests.unit.test_import_fixtures import (
+    check_import,
+    write_hfparquet,
+    write_internvl,
+    write_llava,
+    write_webdataset,
+)
+
+WRITERS = {
+    "llava": write_llava,
+    "internvl": write_internvl,
+    "webdataset": lambda p: write_webdataset(p / "wds"),
+    "hfparquet": lambda p: write_hfparquet(p / "hf"),
+}
+
+
+def run(*argv: str) -> int:
+    return main(["data", "import", *argv, "--no-progress"])
+
+
+@pytest.mark.parametrize("fmt", sorted(WRITERS))
+def test_import_each_format(tmp_path: Path, fmt: str) -> None:
+    src, exp = WRITERS[fmt](tmp_path)
+    assert detect(str(src)) == fmt
+    out = tmp_path / "out"
+    # Small parts: several parts per input file, so part boundaries are exercised too.
+    assert run(str(src), str(out), "--max-reject-ratio", "1", "--rows-per-shard", "3") == 0
+    info = check_import(str(out), exp)
+    assert info["format"] == fmt
+    # A second run finds the manifest and changes nothing.
+    before = (out / MANIFEST).read_bytes()
+    assert run(str(src), str(out), "--max-reject-ratio", "1", "--rows-per-shard", "3") == 0
+    assert (out / MANIFEST).read_bytes() == before
+
+
+def test_internvl_sources_keep_repeat_time(tmp_path: Path) -> None:
+    src, exp = write_internvl(tmp_path)
+    out = tmp_path / "out"
+    assert run(str(src), str(out), "--max-reject-ratio", "1") == 0
+    sources = check_import(str(out), exp)["sources"]
+    assert set(sources) == {"alpha", "beta"}
+    assert sources["alpha"]["repeat_time"] == 2
+    assert sources["beta"]["rows"] == sources["beta"]["length"] + 1  # + the cut line
+
+
+def test_webdataset_caption_from_alt_text(tmp_path: Path) -> None:
+    from sailvl.data.dataset import Dataset
+
+    src, exp = write_webdataset(tmp_path / "wds", shards=1)
+    out = tmp_path / "out"
+    assert run(str(src), str(out), "--max-reject-ratio", "1", "--caption-from-alt-text") == 0
+    rows = [r for r in Dataset.open(str(out)).read_shard(0).rows if r]
+    assert rows and all(r["caption"] == r["alt_text"] == exp.samples[r["id"]]["alt_text"]
+                        for r in rows)  # fmt: skip
+
+
+def test_reject_ratio_fails_with_exit_2_and_no_manifest(tmp_path: Path) -> None:
+    src, exp = write_llava(tmp_path)
+    out = tmp_path / "out"
+    ratio = len(exp.rejects) / (len(exp.rejects) + len(exp.samples))
+    assert run(str(src), str(out), "--max-reject-ratio", f"{ratio * 0.9:.4f}") == 2
+    assert not (out / MANIFEST).exists()
+    listed = {json.loads(x)["id"] for x in (out / "rejects.jsonl").read_text().splitlines()}
+    assert listed == set(exp.rejects)
+    # The same import with a limit the data meets finalises from the committed parts.
+    assert run(str(src), str(out), "--max-reject-ratio", f"{ratio:.4f}") == 0
+    check_import(str(out), exp)
+
+
+def test_two_worker_processes(tmp_path: Path) -> None:
+    src, exp = write_webdataset(tmp_path / "wds", shards=3)
+    out = tmp_path / "out"
+    assert run(str(src), str(out), "--max-reject-ratio", "1", "--workers", "2") == 0
+    check_import(str(out), exp)
+
+
+def test_detection_errors_name_the_problem(tmp_path: Path) -> None:
+    (tmp_path / "mixed").mkdir()
+    (tmp_path / "mixed" / "a.tar").write_bytes(b"")
+    (tmp_path / "mixed" / "b.parquet").write_bytes(b"")
+    with pytest.raises(FormatError, match="several formats"):
+        detect(str(tmp_path / "mixed"))
+    (tmp_path / "x.json").write_text('"just a string"')
+    with pytest.raises(FormatError, match="neither"):
+        detect(str(tmp_path / "x.json"))
+    assert run(str(tmp_path / "mixed"), str(tmp_path / "out")) == 2
+
+
+def test_a_changed_plan_is_refused(tmp_path: Path) -> None:
+    src, _ = write_llava(tmp_path)
+    out = tmp_path / "out"
+    assert run(str(src), str(out), "--max-reject-ratio", "1", "--rows-per-shard", "4") == 0
+    assert run(str(src), str(out), "--max-reject-ratio", "1", "--rows-per-shard", "5") == 2
