@@ -4,6 +4,7 @@ invariants they must keep. Regenerate goldens with SAILVL_UPDATE_GOLDEN=1."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,32 @@ def _spec(obj: dict[str, Any]) -> Any:
 
 
 def _check_golden(name: str, objs: list[dict[str, Any]]) -> None:
+    """Compare with GOLDEN/<name>.yaml. Only SAILVL_UPDATE_GOLDEN=1 writes it: a missing
+    golden file is a failure, never blessed by the run that should have checked it."""
     path = GOLDEN / f"{name}.yaml"
     text = yaml.safe_dump_all(objs, sort_keys=True)
-    if os.environ.get("SAILVL_UPDATE_GOLDEN") or not path.exists():
+    if os.environ.get("SAILVL_UPDATE_GOLDEN"):
         path.write_text(text)
+    if not path.exists():
+        pytest.fail(f"{path} is missing: create it with SAILVL_UPDATE_GOLDEN=1 and review it")
     assert path.read_text() == text, (
         f"{path} differs: rerun with SAILVL_UPDATE_GOLDEN=1 if intended"
     )
+
+
+def test_a_missing_golden_file_fails_and_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before this check existed, a missing golden file was written and the test
+    passed (seen: this test failed with "DID NOT RAISE")."""
+    monkeypatch.setattr(sys.modules[__name__], "GOLDEN", tmp_path)
+    monkeypatch.delenv("SAILVL_UPDATE_GOLDEN", raising=False)
+    with pytest.raises(pytest.fail.Exception, match="missing"):
+        _check_golden("absent", [{"kind": "ConfigMap"}])
+    assert not (tmp_path / "absent.yaml").exists()
+    monkeypatch.setenv("SAILVL_UPDATE_GOLDEN", "1")
+    _check_golden("absent", [{"kind": "ConfigMap"}])  # explicit regeneration writes it
+    assert (tmp_path / "absent.yaml").exists()
 
 
 GPU = train_stage(
