@@ -98,6 +98,10 @@ def _validate(files: Sequence[Path]) -> int:
             for doc in yaml.safe_load_all(path.read_text()):
                 if doc is None:
                     continue
+                api = str(doc.get("apiVersion", "")) if isinstance(doc, dict) else ""
+                if api and not api.startswith("sailvl.io/"):  # e.g. a Secret next to them
+                    print(f"{path}: {doc.get('kind')} ({api}) skipped: not a sailvl.io resource")
+                    continue
                 kind, name, spec = parse_resource(doc)
                 for warning in spec_warnings(kind, spec):  # valid, but probably not meant
                     print(f"{path}: warning: {warning}", file=sys.stderr)

@@ -20,10 +20,6 @@ from .curriculum import CurriculumSpec, CurriculumStage
 from .evalsuite import BenchmarkSpec, EvalSuiteSpec
 from .train import TrainStageSpec
 
-# A Job's pods are named <job>-<index>-<suffix> and their hostnames <job>-<index>; keeping
-# the child name short leaves room for both within the 63-character label limit.
-MAX_CHILD_NAME = 52
-
 
 @dataclass(frozen=True)
 class Step:
@@ -57,13 +53,23 @@ def final_checkpoint(output: str) -> str:
     return f"{output.rstrip('/')}/final"
 
 
+def stage_output(cur: CurriculumSpec, index: int) -> str:
+    """Where stage ``index`` writes: its ``overrides.output`` when it sets one, else
+    ``<storage.uri>/<stage>``. Everything downstream (the next stage's ``model.init``,
+    the stage's eval, its status row) reads ``final/`` from here, so an override moves
+    the whole hand-over instead of leaving the next stage pointing at an empty folder."""
+    st = cur.stages[index]
+    out = st.overrides.get("output")
+    return out if isinstance(out, str) else step_output(cur, st.name)
+
+
 def stage_spec(cur: CurriculumSpec, index: int) -> TrainStageSpec:
     """The TrainStage spec of stage ``index``: defaults, then the stage, then overrides."""
     st: CurriculumStage = cur.stages[index]
     model = cur.model.to_dict()
     if index > 0:
-        prev = cur.stages[index - 1].name
-        model = {"preset": cur.model.preset, "init": final_checkpoint(step_output(cur, prev))}
+        init = final_checkpoint(stage_output(cur, index - 1))
+        model = {"preset": cur.model.preset, "init": init}
     data = []
     for src in st.data:
         d = src.to_dict()
@@ -108,7 +114,8 @@ def caption_spec(cur: CurriculumSpec) -> CaptionJobSpec:
 def _step_dataset(cur: CurriculumSpec, step: str) -> str:
     if step == "caption" and cur.caption is not None:
         return cur.caption.output
-    return step_output(cur, step)
+    names = [s.name for s in cur.stages]
+    return stage_output(cur, names.index(step)) if step in names else step_output(cur, step)
 
 
 def eval_spec(cur: CurriculumSpec, step: Step, tokens: int | None = None) -> EvalSuiteSpec:
@@ -125,7 +132,7 @@ def eval_spec(cur: CurriculumSpec, step: Step, tokens: int | None = None) -> Eva
         accel = stage.eval.accelerator
     accel = accel or cur.defaults.accelerator
     body: dict[str, Any] = {
-        "model": final_checkpoint(step_output(cur, stage.name)),
+        "model": final_checkpoint(stage_output(cur, step.stage_index)),
         "modelPreset": cur.model.preset,
         "benchmarks": [b.to_dict() for b in benchmarks],
         "suite": suite,
@@ -174,16 +181,3 @@ def check_curriculum(cur: CurriculumSpec, prefix: str = "spec") -> None:
             problems += _problems(err, where)
     if problems:
         raise SpecError(problems)
-
-
-def check_child_names(name: str, cur: CurriculumSpec) -> None:
-    from .validation import SpecError
-
-    too_long = [s.name for s in steps(cur) if len(child_name(name, s.name)) > MAX_CHILD_NAME]
-    if too_long:
-        raise SpecError(
-            [
-                f"metadata.name: child names <name>-<step> must be at most {MAX_CHILD_NAME} "
-                f"characters; too long for steps {too_long}"
-            ]
-        )

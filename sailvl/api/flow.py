@@ -26,8 +26,8 @@ from .compose import (
     child_name,
     eval_spec,
     final_checkpoint,
+    stage_output,
     stage_spec,
-    step_output,
     steps,
 )
 from .constants import (
@@ -139,6 +139,7 @@ def step_rows(
             row.start_time, row.completion_time = st.start_time, st.completion_time
             row.message = st.message
         if step.kind == "TrainStage" and st is not None and st.phase == SUCCEEDED:
-            row.checkpoint = final_checkpoint(step_output(cur, step.name))
+            assert step.stage_index is not None
+            row.checkpoint = final_checkpoint(stage_output(cur, step.stage_index))
         rows.append(row.to_dict())
     return rows

@@ -34,9 +34,13 @@ def dump_job_config(cfg: dict[str, Any]) -> str:
 
 
 def load_job_config(path: str | Path) -> tuple[str, str, BaseModel]:
-    """(kind, name, spec) from a job config file; :class:`SpecError` if it is invalid."""
+    """(kind, name, spec) from a job config file; :class:`SpecError` if it is invalid.
+
+    The model only: the resource was checked in full when it was admitted, and what
+    depends on the pod (the plan at the world size the launcher finds) is checked by the
+    job itself, with the same function (``sailvl.train.preflight``)."""
     try:
         obj = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as err:
         raise SpecError([f"{path}: cannot read job config: {err}"]) from None
-    return parse_resource(obj)
+    return parse_resource(obj, checks=False)

@@ -48,8 +48,19 @@ def _problems(err: ValidationError, prefix: str) -> list[str]:
     return out
 
 
-def parse_spec(kind: str, spec: Any, prefix: str = "spec") -> BaseModel:
-    """Validate ``spec`` as ``kind``'s spec; raise :class:`SpecError` on any problem."""
+def parse_spec(
+    kind: str, spec: Any, prefix: str = "spec", name: str | None = None, checks: bool = True
+) -> BaseModel:
+    """Validate ``spec`` as ``kind``'s spec; raise :class:`SpecError` on any problem.
+
+    Three layers, all before any child exists: the model (types, ranges, cross-field
+    rules), then the semantic checks (:mod:`sailvl.api.checks`: the stage plan the
+    trainer would refuse, accelerators, every value passed on to Jobs and pods; for a
+    Curriculum every child spec as it will be built, :mod:`sailvl.api.curriculum_checks`),
+    then, with ``name`` (``metadata.name``), the names of the generated children.
+    ``checks=False`` stops after the model: a job pod re-reading its job config runs
+    the plan itself at the world size it finds (``sailvl.train.preflight``).
+    """
     if kind not in KINDS:
         raise SpecError([f"kind: unknown kind {kind!r} (known: {sorted(KINDS)})"])
     if not isinstance(spec, Mapping):
@@ -58,14 +69,34 @@ def parse_spec(kind: str, spec: Any, prefix: str = "spec") -> BaseModel:
         model = KINDS[kind].spec.model_validate(dict(spec))
     except ValidationError as err:
         raise SpecError(_problems(err, prefix)) from None
+    if not checks:
+        return model
     if kind == "Curriculum":
         from .compose import check_curriculum
+        from .curriculum_checks import curriculum_problems
 
         check_curriculum(model, prefix)  # type: ignore[arg-type]
+        problems = curriculum_problems(model, prefix, name)  # type: ignore[arg-type]
+    else:
+        from .checks import spec_problems
+
+        problems = spec_problems(kind, model, prefix, name)
+    if problems:
+        raise SpecError(problems)
     return model
 
 
-def parse_resource(obj: Any) -> tuple[str, str, BaseModel]:
+def spec_warnings(kind: str, spec: BaseModel, prefix: str = "spec") -> list[str]:
+    """Valid but suspicious (``path: message`` lines): gate thresholds <= 1 on a 0-100
+    scale. ``sailvl validate`` prints them (exit 0); the operator posts warning events."""
+    if kind != "Curriculum":
+        return []
+    from .curriculum_checks import curriculum_warnings
+
+    return curriculum_warnings(spec, prefix)  # type: ignore[arg-type]
+
+
+def parse_resource(obj: Any, checks: bool = True) -> tuple[str, str, BaseModel]:
     """Validate a whole object (apiVersion, kind, metadata, spec): (kind, name, spec)."""
     if not isinstance(obj, Mapping):
         raise SpecError([f"resource: must be a mapping, got {type(obj).__name__}"])
@@ -83,9 +114,5 @@ def parse_resource(obj: Any) -> tuple[str, str, BaseModel]:
         problems.append("spec: required")
     if problems:
         raise SpecError(problems)
-    spec = parse_spec(str(kind), obj["spec"])
-    if kind == "Curriculum":
-        from .compose import check_child_names
-
-        check_child_names(str(name), spec)  # type: ignore[arg-type]
+    spec = parse_spec(str(kind), obj["spec"], name=str(name), checks=checks)
     return str(kind), str(name), spec

@@ -8,9 +8,10 @@ budget smaller than one step) is checked by the workers and reported the same wa
 
 from __future__ import annotations
 
+from sailvl.api.plan import PlanInput, check_plan
+from sailvl.api.presets import MODEL_LIMITS
 from sailvl.runtime.device import DeviceError, check_available
 from sailvl.train.config import TrainConfig
-from sailvl.train.schedule import PlanError, plan_budget
 
 CONFIG_FILES = ("config.json",)
 
@@ -28,6 +29,23 @@ def _has_config(uri: str) -> bool:
         return False
 
 
+def plan_input(cfg: TrainConfig) -> PlanInput:
+    """The plan of `cfg` at the world size the launcher found (sailvl.api.plan)."""
+    return PlanInput(
+        global_batch=cfg.global_batch,
+        world_size=cfg.world_size,
+        budget_kind=cfg.budget_kind,
+        budget=cfg.budget,
+        max_tiles=cfg.max_tiles,
+        use_thumbnail=cfg.use_thumbnail,
+        tokens_per_tile=MODEL_LIMITS[cfg.model_preset].tokens_per_tile,
+        packing=cfg.packing,
+        max_tokens=cfg.max_tokens,
+        max_images=cfg.max_images,
+        micro_batch=cfg.micro_batch,
+    )
+
+
 def check(cfg: TrainConfig, *, produced: frozenset[str] = frozenset()) -> None:
     """Raise ConfigError naming the first problem of `cfg`.
 
@@ -38,11 +56,9 @@ def check(cfg: TrainConfig, *, produced: frozenset[str] = frozenset()) -> None:
         check_available(cfg.accelerator)
     except DeviceError as err:
         raise ConfigError(str(err)) from None
-    if cfg.budget_kind != "tokens":
-        try:
-            plan_budget(cfg.budget_kind, cfg.budget, cfg.global_batch)
-        except PlanError as err:
-            raise ConfigError(str(err)) from None
+    problems = check_plan(plan_input(cfg))  # the same function validation runs
+    if problems:
+        raise ConfigError("; ".join(f"{field}: {msg}" for field, msg in problems))
     for field, uri in (
         ("model.init", cfg.init_uri),
         ("model.vision", cfg.vision_uri),

@@ -9,6 +9,34 @@ from sailvl.api import SpecError, parse_resource
 from .api_builders import DELETE, caption_job, curriculum, eval_suite, mutate, train_stage
 
 TS, CJ, ES, CU = train_stage(), caption_job(), eval_suite(), curriculum()
+TS_NV = train_stage(accelerator="nvidia")
+ES_SUITE = eval_suite(dataRoot="s3://b/bench")
+ES_CPU = eval_suite(accelerator="cpu", devicesPerPod=0)
+CU_FINAL = mutate(CU, "spec.stages.1.eval", {"benchmarks": [{"name": "synth-ocr"}]})
+CU_UNDERSTAND = mutate(CU, "spec.stages.0.eval", {"suite": "understanding"})
+CJ_ASCEND_0 = {"accelerator": "ascend", "devicesPerPod": 0}
+LIM_GPU = {"limits": {"nvidia.com/gpu": 1}}
+LIM_ASCEND = {"limits": {"huawei.com/Ascend910": 8}}
+REQ_OVER = {"requests": {"memory": "32Gi"}, "limits": {"memory": "16Gi"}}
+ENV_BOTH = {"name": "X", "value": "1", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}
+ENV_REF = {"name": "X", "valueFrom": {"secretKeyRef": {"name": "s"}}}
+TOL_EFFECT = {"key": "k", "operator": "Exists", "effect": "NoScheduled"}
+TOL_VALUE = {"key": "k", "operator": "Exists", "value": "v"}
+TOL_SECONDS = {"key": "k", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}
+MOUNT_MISSING = {"volumeMounts": [{"name": "data", "mountPath": "/data"}]}
+MOUNT_TWICE = {
+    "volumes": [{"name": "d", "emptyDir": {}}],
+    "volumeMounts": [{"name": "d", "mountPath": "/etc/sailvl"}],
+}
+
+
+def env(entry: dict) -> dict:
+    return {"env": [entry]}
+
+
+def tol(entry: dict) -> dict:
+    return {"tolerations": [entry]}
+
 
 # (id, object, path fragment that the message must name)
 CASES = [
@@ -85,6 +113,88 @@ CASES = [
     ("cu-override-bad", mutate(CU, "spec.stages.1.overrides", {"nodes": 0}), "spec.stages[1]"),
     ("cu-long-name", mutate(CU, "metadata.name", "a" * 50), "metadata.name"),
     ("cu-final-eval-root", mutate(CU, "spec.evalDataRoot", DELETE), "finalEval"),
+    # --- semantic checks (sailvl.api.checks / curriculum_checks / kube): what the cluster
+    # or the trainer would refuse later, refused before any child exists.
+    ("ts-fromstep-alone", mutate(TS, "spec.data", [{"fromStep": "caption"}]), "data[0].fromStep"),
+    ("ts-8b-no-llm", mutate(TS, "spec.model", {"preset": "2b"}), "spec.model.llm"),
+    ("ts-batch-world", mutate(TS, "spec.devicesPerNode", 3), "spec.globalBatch"),
+    ("ts-two-accels", mutate(TS_NV, "spec.resources", LIM_ASCEND), "limits[huawei.com/Ascend910]"),
+    ("ts-cpu-gpus", mutate(TS, "spec.resources", LIM_GPU), "limits[nvidia.com/gpu]"),
+    ("ts-own-accel", mutate(TS_NV, "spec.resources", LIM_GPU), "set devicesPerNode instead"),
+    ("ts-other-gpu", mutate(TS_NV, "spec.resources", {"limits": {"amd.com/gpu": 1}}), "amd.com"),
+    ("ts-quantity", mutate(TS, "spec.resources", {"requests": {"memory": "16GB"}}), "[memory]"),
+    ("ts-quantity-neg", mutate(TS, "spec.resources", {"requests": {"cpu": "-1"}}), "[cpu]"),
+    ("ts-req-over-lim", mutate(TS, "spec.resources", REQ_OVER), "requests[memory]: 32Gi is above"),
+    ("ts-res-name", mutate(TS, "spec.resources", {"limits": {"gpus": 1}}), "limits[gpus]"),
+    ("ts-ext-fraction", mutate(TS, "spec.resources", {"limits": {"x.io/f": "0.5"}}), "whole"),
+    (
+        "ts-ext-no-limit",
+        mutate(TS, "spec.resources", {"requests": {"x.io/f": 1}}),
+        "limits[x.io/f]",
+    ),
+    ("ts-name-long", mutate(TS, "metadata.name", "a" * 60), "at most 59"),
+    ("ts-name-dot", mutate(TS, "metadata.name", "a.b"), "metadata.name"),
+    ("ts-name-digit", mutate(TS, "metadata.name", "1abc"), "starting with a letter"),
+    ("ts-label-key", mutate(TS, "spec.template", {"labels": {"a b": "x"}}), "labels[a b]"),
+    ("ts-label-value", mutate(TS, "spec.template", {"labels": {"t": "a" * 64}}), "labels[t]"),
+    ("ts-label-ours", mutate(TS, "spec.template", {"labels": {"sailvl.io/x": "1"}}), "operator"),
+    ("ts-node-selector", mutate(TS, "spec.template", {"nodeSelector": {"g": "a b"}}), "[g]"),
+    ("ts-annotation", mutate(TS, "spec.template", {"annotations": {"/x": "1"}}), "annotations"),
+    ("ts-env-no-name", mutate(TS, "spec.template", env({"value": "1"})), "env[0].name: required"),
+    ("ts-env-reserved", mutate(TS, "spec.template", env({"name": "NNODES"})), "env[0].name"),
+    ("ts-env-int", mutate(TS, "spec.template", env({"name": "X", "value": 1})), "env[0].value"),
+    ("ts-env-bad-name", mutate(TS, "spec.template", env({"name": "A=B"})), "env[0].name"),
+    ("ts-env-both", mutate(TS, "spec.template", env(ENV_BOTH)), "env[0].valueFrom"),
+    ("ts-env-ref", mutate(TS, "spec.template", env(ENV_REF)), "secretKeyRef.key: required"),
+    (
+        "ts-tol-operator",
+        mutate(TS, "spec.template", tol({"key": "k", "operator": "In"})),
+        "].operator",
+    ),
+    ("ts-tol-effect", mutate(TS, "spec.template", tol(TOL_EFFECT)), "tolerations[0].effect"),
+    ("ts-tol-no-key", mutate(TS, "spec.template", tol({"value": "x"})), "must be Exists"),
+    ("ts-tol-value", mutate(TS, "spec.template", tol(TOL_VALUE)), "tolerations[0].value"),
+    ("ts-tol-seconds", mutate(TS, "spec.template", tol(TOL_SECONDS)), "NoExecute"),
+    ("ts-tol-unknown", mutate(TS, "spec.template", tol({"operator": "Exists", "x": 1})), "[0].x"),
+    (
+        "ts-tol-bad-key",
+        mutate(TS, "spec.template", tol({"key": "a b", "operator": "Exists"})),
+        "key",
+    ),
+    ("ts-mount-missing", mutate(TS, "spec.template", MOUNT_MISSING), "volumeMounts[0].name"),
+    ("ts-mount-twice", mutate(TS, "spec.template", MOUNT_TWICE), "volumeMounts[0].mountPath"),
+    (
+        "ts-volume-name",
+        mutate(TS, "spec.template", {"volumes": [{"name": "A", "x": {}}]}),
+        "volumes",
+    ),
+    ("ts-pull-secret", mutate(TS, "spec.template", {"imagePullSecrets": [{}]}), "imagePullSecrets"),
+    ("ts-sa-name", mutate(TS, "spec.template", {"serviceAccountName": "A_b"}), "serviceAccount"),
+    ("ts-image", mutate(TS, "spec.template", {"image": "repo/x: 1"}), "spec.template.image"),
+    ("ts-kueue-queue", mutate(TS, "spec.queue", {"kueueQueue": "a b"}), "spec.queue.kueueQueue"),
+    ("cj-ascend-0", mutate(CJ, "spec", {**CJ["spec"], **CJ_ASCEND_0}), "spec.devicesPerPod"),
+    ("cj-name-long", mutate(CJ, "metadata.name", "c" * 60), "at most 59"),
+    ("es-judge-missing", mutate(ES, "spec.benchmarks.0.name", "mmvet"), "spec.judge: required"),
+    ("es-judge-suite", mutate(ES_SUITE, "spec.suite", "understanding"), "detailcaps (caption_"),
+    ("es-nvidia-0", mutate(ES, "spec.devicesPerPod", 0), "spec.devicesPerPod"),
+    ("es-cpu-gpus", mutate(ES_CPU, "spec.resources", LIM_GPU), "a CPU pod requests no accel"),
+    ("es-name-dot", mutate(ES, "metadata.name", "e.s"), "metadata.name"),
+    ("cu-eval-collision", mutate(CU, "spec.stages.1.name", "align-eval"), "'align-eval' is used"),
+    ("cu-final-collision", mutate(CU_FINAL, "spec.stages.1.name", "final"), "'final-eval' is used"),
+    ("cu-gate-category", mutate(CU, "spec.stages.0.gate.metric", "hallucination"), "gate.metric"),
+    ("cu-gate-overall", mutate(CU_UNDERSTAND, "spec.stages.0.gate.metric", "overall"), "overall"),
+    ("cu-gate-too-high", mutate(CU, "spec.stages.0.gate.threshold", 101), "gate.threshold"),
+    ("cu-judge-missing", mutate(CU_UNDERSTAND, "spec.stages.0.gate.metric", "docvqa-500"), "judge"),
+    ("cu-name-dot", mutate(CU, "metadata.name", "a.b"), "metadata.name"),
+    ("cu-name-47", mutate(CU, "metadata.name", "c" * 49), "may be at most 48"),
+    (
+        "cu-defaults-tol",
+        mutate(CU, "spec.defaults.template", tol({"value": "x"})),
+        "defaults.templ",
+    ),
+    ("cu-override-res", mutate(CU, "spec.stages.1.overrides", {"resources": LIM_GPU}), "overrides"),
+    ("cu-stage-batch", mutate(CU, "spec.stages.1.globalBatch", 9), "spec.stages[1].globalBatch"),
+    ("cu-defaults-world", mutate(CU, "spec.defaults.devicesPerNode", 3), "globalBatch 8 does not"),
     # --- the envelope
     ("env-kind", mutate(CU, "kind", "Pipeline"), "kind"),
     ("env-api", mutate(CU, "apiVersion", "sailvl.io/v1"), "apiVersion"),

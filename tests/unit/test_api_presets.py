@@ -19,7 +19,7 @@ EXAMPLES = sorted(Path(__file__).parents[2].joinpath("examples").rglob("*.yaml")
 @pytest.mark.parametrize("size", ["2b", "8b"])
 @pytest.mark.parametrize("stage", list(TABLE3["2b"]))
 def test_preset_fills_table3(size: str, stage: str) -> None:
-    obj = train_stage(preset=stage, model={"preset": size}, globalBatch=None)
+    obj = train_stage(preset=stage, model={"preset": size, "llm": "s3://m/llm"}, globalBatch=None)
     obj["spec"].pop("globalBatch")
     spec = parse_resource(obj)[2]
     assert isinstance(spec, TrainStageSpec)

@@ -54,8 +54,8 @@ def base(dataset: str, tmp_path: Path, **over) -> dict:
          "model.init: no Hugging Face checkpoint"),
         ({"data": [{"uri": "file:///nonexistent/ds"}]}, {}, "data[0].uri: cannot read dataset"),
         ({"budget": {"samples": 2}}, {}, "smaller than one step"),
-        ({"budget": {"samples": 6}}, {}, "not a multiple of globalBatch"),
-        ({"globalBatch": 6}, {"NPROC_PER_NODE": "4"}, "globalBatch 6 is not divisible"),
+        ({"packing": {"maxTokens": 1024, "maxImages": 2}}, {}, "packing.maxImages: 2 cannot"),
+        ({"globalBatch": 6}, {"NPROC_PER_NODE": "4"}, "globalBatch 6 does not divide over 4"),
         ({"accelerator": "ascend"}, {}, "torch_npu"),
     ],
 )  # fmt: skip
