@@ -96,8 +96,8 @@ def reconcile(kind: str, body: dict[str, Any]) -> None:
     if st.get("phase") in c.TERMINAL_PHASES:
         return  # finished: spec edits are ignored
     name, ns = meta["name"], meta["namespace"]
-    try:
-        spec = parse_spec(kind, dict(body.get("spec") or {}))
+    try:  # the same validation as sailvl validate, with the names of the children
+        spec = parse_spec(kind, dict(body.get("spec") or {}), name=name)
     except SpecError as err:
         invalid(body, kind, err)
         return
