@@ -116,6 +116,23 @@ def curriculum_reconcile(name: str, namespace: str, **_: Any) -> None:
     _timed("Curriculum", "advance", curriculum.advance, namespace, name)
 
 
+@kopf.on.create(G, V, "curricula")
+@kopf.on.update(G, V, "curricula", field="spec")
+def curriculum_warn(body: kopf.Body, **_: Any) -> None:
+    """A warning event per valid-but-suspicious field (a gate threshold <= 1 on a 0-100
+    score), the lines ``sailvl validate`` prints; an invalid spec is the reconcile
+    handler's (InvalidSpec)."""
+    from sailvl.api import SpecError, parse_resource
+    from sailvl.api.validation import REASON_SUSPICIOUS_SPEC, spec_warnings
+
+    try:
+        kind, _, spec = parse_resource(dict(body))
+    except SpecError:
+        return
+    for warning in spec_warnings(kind, spec):
+        kopf.warn(body, reason=REASON_SUSPICIOUS_SPEC, message=warning)
+
+
 def _child_changed(body: kopf.Body, **_: Any) -> None:
     parent = body.metadata.labels.get(c.LABEL_CURRICULUM)
     if parent and body.metadata.namespace:

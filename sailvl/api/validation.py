@@ -86,6 +86,10 @@ def parse_spec(
     return model
 
 
+# Reason of the warning events the operator posts for :func:`spec_warnings`.
+REASON_SUSPICIOUS_SPEC = "SuspiciousSpec"
+
+
 def spec_warnings(kind: str, spec: BaseModel, prefix: str = "spec") -> list[str]:
     """Valid but suspicious (``path: message`` lines): gate thresholds <= 1 on a 0-100
     scale. ``sailvl validate`` prints them (exit 0); the operator posts warning events."""
