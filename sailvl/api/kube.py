@@ -209,6 +209,15 @@ def toleration(t: Any) -> list[Problem]:
     return out
 
 
+# The downward API fields an env var may read (core/v1 validateEnvVarValueFrom).
+FIELD_PATHS = (
+    "metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
+    "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP",
+    "status.podIPs",
+)  # fmt: skip
+FIELD_MAP = re.compile(r"^metadata\.(labels|annotations)\['[^']+'\]$")
+FIELD_HELP = f"{', '.join(FIELD_PATHS)}, metadata.labels['<key>'], metadata.annotations['<key>']"
+RESOURCE_FIELD = re.compile(r"^(limits|requests)\.(cpu|memory|ephemeral-storage|hugepages-.+)$")
 ENV_KEYS = ("name", "value", "valueFrom")
 ENV_SOURCES = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef")
 
@@ -244,6 +253,22 @@ def env_var(e: Any, reserved: tuple[str, ...] = ()) -> list[Problem]:
             for f in ("name", "key"):
                 if not isinstance(ref, Mapping) or not ref.get(f):
                     out.append((f".valueFrom.{kinds[0]}.{f}", "required"))
+        elif kinds[0] == "fieldRef":
+            path = (
+                src["fieldRef"].get("fieldPath") if isinstance(src["fieldRef"], Mapping) else None
+            )
+            if not isinstance(path, str) or not (path in FIELD_PATHS or FIELD_MAP.match(path)):
+                out.append(
+                    (".valueFrom.fieldRef.fieldPath", f"{path!r} is not supported: {FIELD_HELP}")
+                )
+        else:
+            res = src["resourceFieldRef"]
+            name = res.get("resource") if isinstance(res, Mapping) else None
+            if not isinstance(name, str) or not RESOURCE_FIELD.match(name):
+                out.append(
+                    (".valueFrom.resourceFieldRef.resource", f"{name!r} is not supported: "
+                     "limits.* or requests.* of cpu, memory, ephemeral-storage, hugepages-*")
+                )  # fmt: skip
     return out
 
 

@@ -69,6 +69,30 @@ def test_valid_env_entries_pass(entry: dict) -> None:
 
 
 @pytest.mark.parametrize(
+    ("source", "field"),
+    [
+        ({"fieldRef": {"fieldPath": "status.nodeIP"}}, ".valueFrom.fieldRef.fieldPath"),
+        ({"fieldRef": {"fieldPath": "metadata.labels[x]"}}, ".valueFrom.fieldRef.fieldPath"),
+        ({"resourceFieldRef": {"resource": "limits.gpu"}}, ".valueFrom.resourceFieldRef.resource"),
+        ({"configMapKeyRef": {"key": "k"}}, ".valueFrom.configMapKeyRef.name"),
+        ({"secretKeyRef": {"name": "s", "key": "k"}, "fieldRef": {}}, ".valueFrom"),
+    ],
+)
+def test_env_sources_the_api_server_refuses(source: dict, field: str) -> None:
+    problems = kube.env_var({"name": "X", "valueFrom": source})
+    assert [p for p, _ in problems] == [field]
+
+
+def test_env_sources_the_api_server_accepts() -> None:
+    for source in (
+        {"fieldRef": {"fieldPath": "metadata.annotations['a.b/c']"}},
+        {"resourceFieldRef": {"resource": "limits.memory"}},
+        {"resourceFieldRef": {"resource": "requests.hugepages-2Mi"}},
+    ):
+        assert kube.env_var({"name": "X", "valueFrom": source}) == []
+
+
+@pytest.mark.parametrize(
     ("key", "ok"),
     [("team", True), ("example.com/team", True), ("a/b/c", False), ("-x", False),
      ("x" * 63, True), ("x" * 64, False), ("UP.example.com/x", False)],
