@@ -134,3 +134,39 @@ def test_stage_plan_fields(path: str, value: object, needle: str | None) -> None
 def test_micro_batch_larger_than_a_workers_share() -> None:
     obj = mutate(mutate(TS, "spec.packing", {"enabled": False}), "spec.microBatch", 8)
     assert "spec.microBatch: 8 is larger than the 4 samples each worker takes" in _problems(obj)
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 8, 12, 240, 256])
+def test_plan_agrees_with_the_trainer_over_a_grid(world: int) -> None:
+    """check_plan flags globalBatch exactly when the trainer's per_rank_batch raises, and
+    the budget exactly when plan_budget raises; suggested batches always divide."""
+    from dataclasses import replace
+
+    from sailvl.api.plan import PlanError, per_rank_batch
+
+    base = PlanInput(
+        global_batch=1, world_size=world, budget_kind="samples", budget=1, max_tiles=1,
+        use_thumbnail=False, tokens_per_tile=1, packing=True, max_tokens=64, max_images=1,
+        micro_batch=1,
+    )  # fmt: skip
+    for gb in range(1, 3 * world + 2):
+        for samples in (1, gb - 1, gb, gb + 1, 7 * gb + 3):
+            if samples < 1:
+                continue
+            fields = {f for f, _ in check_plan(replace(base, global_batch=gb, budget=samples))}
+            try:
+                per_rank_batch(gb, world)
+                divides = True
+            except PlanError:
+                divides = False
+            assert ("globalBatch" in fields) != divides
+            try:
+                plan_budget("samples", samples, gb)
+                ok = True
+            except PlanError:
+                ok = False
+            assert ("budget.samples" in fields) != ok
+        if gb % world:
+            msg = batch_message(gb, world)
+            valid = msg.split("world size: ")[1].split(" or ")
+            assert all(int(v) % world == 0 and abs(int(v) - gb) < world for v in valid)
