@@ -29,11 +29,11 @@ from collections import Counter
 from typing import Any
 
 from sailvl.data.dataset import Dataset, DatasetWriter, WriterConfig
-from sailvl.data.importers.inputs import Unit
+from sailvl.data.importers.inputs import SubStore, Unit, store_at
 from sailvl.data.importers.parts import committed_parts
 from sailvl.data.importers.records import DUPLICATE_ID, REASONS
 from sailvl.data.manifest import MANIFEST, Manifest, ShardInfo
-from sailvl.storage import NotFoundError, Store, join, open_store
+from sailvl.storage import NotFoundError, Store, join
 
 REJECTS = "rejects.jsonl"
 
@@ -53,14 +53,14 @@ def _ids(store: Store, shard: str) -> list[str]:
     return [str(x) for x in table.column("id").to_pylist()]
 
 
-def _dedup_copy(out_uri: str, key: str, manifest: Manifest, drop: set[str]) -> Manifest:
+def _dedup_copy(out: Store, key: str, manifest: Manifest, drop: set[str]) -> Manifest:
     """The part without the rows in `drop` (shard path + '#' + row), committed once."""
-    target = open_store(join(out_uri, f"{key}-dedup"))
+    target = SubStore(out, f"{key}-dedup")
     try:
         return Manifest.from_json(target.read_bytes(MANIFEST))
     except NotFoundError:
         pass
-    src = Dataset.open(join(out_uri, key))
+    src = Dataset.open(SubStore(out, key))
     cfg = WriterConfig(max_samples_per_shard=1 << 30, max_bytes_per_shard=1 << 62)
     with DatasetWriter(target, cfg, meta=dict(manifest.meta)) as writer:
         for i, info in enumerate(src.shards):
@@ -74,7 +74,7 @@ def finalize(
     out_uri: str, units: list[Unit], *, max_reject_ratio: float, meta: dict[str, Any]
 ) -> Manifest:
     """Write rejects and the manifest (see the module docstring); return the manifest."""
-    out = open_store(out_uri)
+    out = store_at(out_uri)
     parts: list[tuple[Unit, str, Manifest]] = []
     for unit in units:
         done = committed_parts(out, unit.index)
@@ -92,7 +92,7 @@ def finalize(
         for rej in m.meta.get("rejects", []):
             rejects.append({**rej, "source": unit.uri})
         drop: set[str] = set()
-        part_store = open_store(join(out_uri, key))
+        part_store = SubStore(out, key)
         for info in m.shards:
             for r, sid in enumerate(_ids(part_store, info.path)):
                 digest = hashlib.blake2b(sid.encode(), digest_size=16).digest()
@@ -105,7 +105,7 @@ def finalize(
                     seen.add(digest)
         final_key, final = key, m
         if drop:
-            final_key, final = f"{key}-dedup", _dedup_copy(out_uri, key, m, drop)
+            final_key, final = f"{key}-dedup", _dedup_copy(out, key, m, drop)
         for s in final.shards:
             shards.append(
                 ShardInfo(path=f"{final_key}/{s.path}", samples=s.samples, bytes=s.bytes,

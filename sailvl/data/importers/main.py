@@ -29,10 +29,10 @@ from typing import Any
 
 from sailvl.data.importers import FormatError, detect, load
 from sailvl.data.importers.finalize import ImportRejected, finalize
-from sailvl.data.importers.inputs import Unit
+from sailvl.data.importers.inputs import Unit, store_at
 from sailvl.data.importers.parts import Limits, import_unit
 from sailvl.data.manifest import MANIFEST
-from sailvl.storage import NotFoundError, open_store
+from sailvl.storage import NotFoundError
 
 PLAN = "_import/plan.json"
 EXIT_FAILED, EXIT_INVALID = 1, 2
@@ -93,7 +93,7 @@ def _run_unit(fmt: str, unit: dict[str, Any], out: str, limits: Limits) -> dict[
 
 def check_plan(out_uri: str, plan: dict[str, Any]) -> bool:
     """Record the plan, or compare with the recorded one. True if a manifest exists."""
-    out = open_store(out_uri)
+    out = store_at(out_uri)
     try:
         old = json.loads(out.read_bytes(PLAN))
     except NotFoundError:

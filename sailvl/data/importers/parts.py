@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sailvl.data.dataset import DatasetWriter, WriterConfig
-from sailvl.data.importers.inputs import Meter, Unit
+from sailvl.data.importers.inputs import Meter, SubStore, Unit, store_at
 from sailvl.data.importers.records import BAD_ROW, Candidate, ImageFetcher, Reject, to_sample
 from sailvl.data.manifest import MANIFEST, Manifest, SampleError
-from sailvl.storage import Store, join, open_store
+from sailvl.storage import Store
 
 PART_RE = re.compile(r"^parts/(\d{5})-(\d{5})/" + re.escape(MANIFEST) + "$")
 Report = Callable[[dict[str, int]], None]
@@ -69,14 +69,14 @@ def _sample_bytes(sample: dict[str, Any]) -> int:
 
 
 class _Part:
-    def __init__(self, out_uri: str, unit: Unit, k: int, start: int, limits: Limits) -> None:
+    def __init__(self, out: Store, unit: Unit, k: int, start: int, limits: Limits) -> None:
         self.key = part_key(unit.index, k)
         cfg = WriterConfig(
             max_samples_per_shard=limits.rows,
             max_bytes_per_shard=limits.bytes,
             check_unique_ids=False,  # duplicates are resolved over the whole output
         )
-        self.writer = DatasetWriter(open_store(join(out_uri, self.key)), cfg)
+        self.writer = DatasetWriter(SubStore(out, self.key), cfg)
         self.start, self.rows, self.bytes = start, 0, 0
         self.rejects: list[dict[str, Any]] = []
 
@@ -94,7 +94,7 @@ def import_unit(
     fmt: Any, unit: Unit, out_uri: str, limits: Limits, report: Report | None = None
 ) -> dict[str, Any]:
     """Import one unit into its parts (resuming); returns {unit, parts, skipped_rows}."""
-    out = open_store(out_uri)
+    out = store_at(out_uri)
     done = committed_parts(out, unit.index)
     start, k = 0, len(done)
     if done:
@@ -110,14 +110,14 @@ def import_unit(
         if pos < start:
             continue
         if part is None:
-            part = _Part(out_uri, unit, k, pos, limits)
+            part = _Part(out, unit, k, pos, limits)
         rejected = _add(part, cand, fetcher, unit, pos)
         tick.row(rejected)
         if part.rows >= limits.rows or part.bytes >= limits.bytes:
             part.close(pos + 1, done=False)
             part, k = None, k + 1
     if part is None:  # the unit ended on a part boundary: an empty last part marks it done
-        part = _Part(out_uri, unit, k, max(pos + 1, start), limits)
+        part = _Part(out, unit, k, max(pos + 1, start), limits)
     part.close(max(pos + 1, start), done=True)
     tick.flush()
     return {"unit": unit.index, "parts": k + 1, "skipped_rows": start}

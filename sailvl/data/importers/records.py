@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import io
 import posixpath
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sailvl.storage import NotFoundError, Store, open_store
+from sailvl.data.importers.inputs import store_at
+from sailvl.storage import NotFoundError
 
 MISSING_IMAGE = "missing_image"
 UNDECODABLE_IMAGE = "undecodable_image"
@@ -77,33 +77,22 @@ class Candidate:
 
 
 class ImageFetcher:
-    """Reads image files by path relative to an image root, or by absolute path / URI.
+    """Reads image files by path relative to an image root, or by absolute path / URI
+    (stores come from `inputs.store_at`: one per folder and process, not per row)."""
 
-    Stores are opened per parent folder and kept in a small LRU, so rows that point into
-    many folders do not open one client per row."""
-
-    def __init__(self, root: str, cache: int = 64) -> None:
+    def __init__(self, root: str) -> None:
         self.root = root
-        self._stores: OrderedDict[str, Store] = OrderedDict()
-        self._cache = cache
         self.bytes_read = 0
-
-    def _store(self, uri: str) -> Store:
-        store = self._stores.pop(uri, None) or open_store(uri)
-        self._stores[uri] = store
-        while len(self._stores) > self._cache:
-            self._stores.popitem(last=False)
-        return store
 
     def fetch(self, ref: str) -> bytes:
         if "://" in ref or ref.startswith("/"):
             parent, name = ref.rsplit("/", 1)
-            store, key = self._store(parent or "/"), name
+            store, key = store_at(parent or "/"), name
         else:
             key = posixpath.normpath(ref)
             if key.startswith("../") or key == "..":
                 raise Reject(MISSING_IMAGE, f"{ref}: path leaves the image root")
-            store = self._store(self.root)
+            store = store_at(self.root)
         try:
             data = store.read_bytes(key)
         except NotFoundError as exc:
