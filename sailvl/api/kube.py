@@ -144,6 +144,9 @@ def resources(requests: Mapping[str, Any], limits: Mapping[str, Any]) -> list[Pr
                 out.append((where, f"{raw!r}: extended resource {name} must be a whole number"))
             else:
                 parsed[part][name] = q
+    names = set(requests) | set(limits)
+    if any(n.startswith("hugepages-") for n in names) and not names & {"cpu", "memory"}:
+        out.append(("", "hugepages need a cpu or memory request or limit as well"))
     for name, req in parsed["requests"].items():
         lim = parsed["limits"].get(name)
         extended = "/" in name or name.startswith("hugepages-")
@@ -162,7 +165,9 @@ def resources(requests: Mapping[str, Any], limits: Mapping[str, Any]) -> list[Pr
 
 def _resource_name(name: str) -> str | None:
     if "/" not in name:
-        if name in STANDARD_RESOURCES or name.startswith("hugepages-"):
+        if name in STANDARD_RESOURCES:
+            return None
+        if name.startswith("hugepages-") and QUANTITY.match(name.removeprefix("hugepages-")):
             return None
         return (
             f"resource {name!r} is neither a standard resource ({', '.join(STANDARD_RESOURCES)}, "

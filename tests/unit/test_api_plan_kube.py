@@ -37,7 +37,12 @@ def test_requests_and_limits_compare_across_units() -> None:
     ((path, msg),) = kube.resources({"memory": "1Gi"}, {"memory": "1G"})  # 2^30 > 10^9
     assert path == "requests[memory]" and "is above limits[memory]" in msg
     assert kube.resources({"x.io/dev": 2}, {"x.io/dev": 2}) == []
-    assert kube.resources({"hugepages-2Mi": "1Gi"}, {"hugepages-2Mi": "1Gi"}) == []
+    huge = {"hugepages-2Mi": "1Gi"}
+    assert kube.resources({**huge, "memory": "2Gi"}, huge) == []
+    assert [m for _, m in kube.resources(huge, huge)] == [
+        "hugepages need a cpu or memory request or limit as well"
+    ]
+    assert kube.resources({}, {"hugepages-2x": "1Gi"})[0][0] == "limits[hugepages-2x]"
 
 
 @pytest.mark.parametrize(
