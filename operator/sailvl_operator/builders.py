@@ -51,6 +51,8 @@ class Defaults:
     ascend_accelerator_type: str = c.DEFAULT_ASCEND_TYPE
     # Groups owning /dev/davinci* on the hosts (the driver's HwHiAiUser group).
     ascend_supplemental_groups: tuple[int, ...] = ()
+    # The chart's ClusterRole for job pods; unset: a Role per namespace (job_rbac).
+    job_cluster_role: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Defaults:
@@ -70,6 +72,7 @@ class Defaults:
                 "SAILVL_ASCEND_ACCELERATOR_TYPE", base.ascend_accelerator_type
             ),
             ascend_supplemental_groups=tuple(int(g) for g in groups.split(",") if g.strip()),
+            job_cluster_role=env.get("SAILVL_JOB_CLUSTERROLE") or None,
         )
 
     def image(self, kind: str, accel: str) -> str:
@@ -426,29 +429,54 @@ def eval_job(
     )
 
 
-def job_rbac(namespace: str) -> list[dict[str, Any]]:
-    """ServiceAccount + Role + RoleBinding letting job pods patch their status only."""
+JOB_STATUS_RULES = [
+    {
+        "apiGroups": [c.GROUP],
+        "resources": ["trainstages/status", "captionjobs/status", "evalsuites/status"],
+        "verbs": ["get", "patch"],
+    }
+]
+
+
+def job_rbac(namespace: str, defaults: Defaults = DEFAULTS) -> list[dict[str, Any]]:
+    """ServiceAccount + RoleBinding letting job pods patch their status only.
+
+    With the chart, the rules live in one shipped ClusterRole (``job_cluster_role``)
+    that the operator may only *bind* (RBAC ``bind`` restricted to that name), so it
+    needs no cluster-wide right to create Roles. Without one (the operator run by hand
+    with an admin kubeconfig) a Role with the same rules is created in the namespace."""
     m = {
         "namespace": namespace,
         "labels": {c.LABEL_PART_OF: c.PART_OF_VALUE, c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE},
     }
+    sa = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": JOB_SERVICE_ACCOUNT, **m},
+    }
+    subjects = [{"kind": "ServiceAccount", "name": JOB_SERVICE_ACCOUNT, "namespace": namespace}]
+    if defaults.job_cluster_role:
+        return [
+            sa,
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": JOB_SERVICE_ACCOUNT, **m},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": defaults.job_cluster_role,
+                },
+                "subjects": subjects,
+            },
+        ]
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": {"name": JOB_SERVICE_ACCOUNT, **m},
-        },
+        sa,
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
             "metadata": {"name": JOB_SERVICE_ACCOUNT, **m},
-            "rules": [
-                {
-                    "apiGroups": [c.GROUP],
-                    "resources": ["trainstages/status", "captionjobs/status", "evalsuites/status"],
-                    "verbs": ["get", "patch"],
-                }
-            ],
+            "rules": JOB_STATUS_RULES,
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -459,9 +487,7 @@ def job_rbac(namespace: str) -> list[dict[str, Any]]:
                 "kind": "Role",
                 "name": JOB_SERVICE_ACCOUNT,
             },
-            "subjects": [
-                {"kind": "ServiceAccount", "name": JOB_SERVICE_ACCOUNT, "namespace": namespace}
-            ],
+            "subjects": subjects,
         },
     ]
 

@@ -18,6 +18,7 @@ from sailvl.api.compose import final_checkpoint
 from sailvl.runtime.metrics import Metrics, family
 
 from . import builders as b
+from . import gang as g
 from . import k8s
 from . import status as s
 
@@ -77,7 +78,7 @@ def invalid(body: dict[str, Any], kind: str, err: SpecError) -> None:
 def ensure_job_rbac(namespace: str) -> None:
     if namespace in _RBAC_DONE:
         return
-    for obj in b.job_rbac(namespace):
+    for obj in b.job_rbac(namespace, DEFAULTS):
         k8s.create(obj)
     _RBAC_DONE.add(namespace)
 
@@ -107,6 +108,8 @@ def reconcile(kind: str, body: dict[str, Any]) -> None:
         children.append(b.headless_service(name, ns))
     attempt = int(st.get("restarts") or 0)
     job = _job_for(kind, name, ns, spec, attempt)
+    if kind == "TrainStage":
+        g.ensure(body, spec, attempt, DEFAULTS)  # type: ignore[arg-type]
     for child in [*children, job]:
         kopf.adopt(child, owner=body)
         k8s.create(child)
@@ -143,6 +146,7 @@ def observe_job(kind: str, body: dict[str, Any], job: dict[str, Any]) -> str | N
             message = st["message"]  # what the job itself reported
         if decision.action == "restart":
             k8s.delete_job(ns, job["metadata"]["name"])
+            g.fresh(body, spec, restarts + 1, DEFAULTS)  # type: ignore[arg-type]
             nxt = b.train_job(name, ns, spec, restarts + 1, DEFAULTS)  # type: ignore[arg-type]
             kopf.adopt(nxt, owner=body)
             k8s.create(nxt)

@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from sailvl.api.constants import GROUP, VERSION
+from sailvl.api.constants import GROUP, PODGROUP_API, VERSION
 from sailvl.api.kinds import KINDS
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,9 @@ def _dyn(api_version: str, kind: str) -> tuple[str, str, str]:
     """(group, version, plural) of a kind we create."""
     if api_version == f"{GROUP}/{VERSION}":
         return GROUP, VERSION, KINDS[kind].plural
+    if kind == "PodGroup" and api_version in PODGROUP_API.values():  # gangs (gang.py)
+        group, version = api_version.split("/")
+        return group, version, "podgroups"
     raise ValueError(f"not a custom kind: {api_version} {kind}")
 
 
@@ -129,6 +132,42 @@ def list_jobs(ns: str, selector: str) -> list[dict[str, Any]]:
 
 def patch_job(ns: str, name: str, patch: dict[str, Any]) -> None:
     client.BatchV1Api(_api()).patch_namespaced_job(name, ns, patch)
+
+
+def read_lease(ns: str, name: str) -> dict[str, Any] | None:
+    """The leader-election Lease (leader.py), or None."""
+    api = _api()
+    try:
+        lease = client.CoordinationV1Api(api).read_namespaced_lease(name, ns)
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+    return api.sanitize_for_serialization(lease)  # type: ignore[no-any-return]
+
+
+def write_lease(ns: str, name: str, spec: dict[str, Any], resource_version: str | None) -> None:
+    """Create the Lease (``resource_version`` None) or replace it at that version, so a
+    concurrent writer gets 409 Conflict instead of both believing they lead."""
+    coord = client.CoordinationV1Api(_api())
+    body: dict[str, Any] = {"metadata": {"name": name, "namespace": ns}, "spec": spec}
+    if resource_version is None:
+        coord.create_namespaced_lease(ns, body)
+    else:
+        body["metadata"]["resourceVersion"] = resource_version
+        coord.replace_namespaced_lease(name, ns, body)
+
+
+def delete_custom(api_version: str, kind: str, ns: str, name: str) -> None:
+    """Delete a custom object (a gang's PodGroup); 404 is done."""
+    group, version, plural = _dyn(api_version, kind)
+    try:
+        client.CustomObjectsApi(_api()).delete_namespaced_custom_object(
+            group, version, ns, plural, name
+        )
+    except ApiException as err:
+        if err.status != 404:
+            raise
 
 
 def delete_job(ns: str, name: str) -> None:

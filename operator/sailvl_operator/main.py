@@ -15,7 +15,7 @@ import kopf
 from sailvl.api import constants as c
 from sailvl.runtime.metrics import OPERATOR_METRICS_PORT, serve
 
-from . import children, curriculum, k8s
+from . import children, curriculum, k8s, leader
 
 METRICS = children.METRICS  # one lazily-registered set per process
 G, V = c.GROUP, c.VERSION
@@ -44,6 +44,10 @@ def operator_configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     if port > 0:
         serve(port)
     METRICS.labels("sailvl_operator_info", version="0.1.0").set(1)
+
+
+# Several replicas: nothing else starts before this one holds the leader Lease (leader.py).
+kopf.on.startup(id="operator_leader")(leader.wait_for_leadership)
 
 
 def _timed(kind: str, handler: str, fn: Any, *args: Any) -> Any:

@@ -43,12 +43,16 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "namespaced": {"scope": "namespaces", "watchNamespaces": ["team-a", "team-b"]},
     "namespaced-strict": {
         "scope": "namespaces",
-        "rbac": {"crdDiscovery": False, "jobAccess": False},
+        "rbac": {"crdDiscovery": False, "jobAccess": False, "aggregateRoles": False},
     },
-    "peering": {"operator": {"replicas": 2, "peering": {"enabled": True}}},
+    "ha": {"operator": {"replicas": 2}, "networkPolicy": {"enabled": True}},
     "crd-templates": {"crds": {"asTemplates": True}},
     "volcano-kueue": {
         "scheduling": {"kueue": {"queueName": "team-a"}, "volcano": {"enabled": True}}
+    },
+    "coscheduling-ascend": {
+        "scheduling": {"coscheduling": {"enabled": True}},
+        "ascend": {"acceleratorType": "module", "supplementalGroups": [1000]},
     },
     "no-dashboard": {"grafanaDashboard": {"enabled": False}, "metricsService": {"enabled": False}},
     "podmonitor-namespaces": {"podMonitor": {"enabled": True, "namespaces": ["ml"]}},
@@ -122,6 +126,8 @@ def docs_of(rendered: dict[str, str]) -> list[dict[str, Any]]:
     """Every non-empty YAML document of a render, in template order."""
     out: list[dict[str, Any]] = []
     for path in sorted(rendered):
+        if path.endswith("NOTES.txt"):  # text for the user, not a manifest
+            continue
         out.extend(d for d in yaml.safe_load_all(rendered[path]) if d)
     return out
 

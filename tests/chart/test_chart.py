@@ -15,13 +15,11 @@ import yaml
 
 from tests.chart.helpers import CHART, NAMESPACE, REPO, SCENARIOS, Helm, Renderer, find
 
-K8S_VERSION = "1.30.0"  # the oldest minor the chart claims in practice; kubeVersion >=1.27
+K8S_VERSION = "1.30.0"  # the oldest minor the chart claims (kubeVersion >=1.30)
 CUSTOM_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PodMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
-    ("kopf.dev/v1", "ClusterKopfPeering"),
-    ("kopf.dev/v1", "KopfPeering"),
 }
 
 
@@ -60,7 +58,8 @@ def check_custom(doc: dict[str, Any]) -> None:
     elif kind == "PodMonitor":
         assert spec["selector"]["matchLabels"] == {"app.kubernetes.io/part-of": "sailvl"}
         assert spec["podMetricsEndpoints"][0]["port"] == "metrics"
-    elif kind == "PrometheusRule":
+    else:
+        assert kind == "PrometheusRule", kind
         for group in spec["groups"]:
             assert group["name"] and group["rules"]
             for rule in group["rules"]:
@@ -68,8 +67,6 @@ def check_custom(doc: dict[str, Any]) -> None:
                 assert rule["labels"]["severity"] in {"critical", "warning", "info"}
                 if "for" in rule:
                     assert re.fullmatch(r"\d+[smh]", rule["for"])
-    else:  # kopf peering objects carry no spec
-        assert set(doc) <= {"apiVersion", "kind", "metadata", "status"}
 
 
 def operator_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -111,13 +108,11 @@ def test_kopf_command_line_per_scope(render: Renderer) -> None:
         "--namespace=team-a",
         "--namespace=team-b",
     ]
-    c = operator_container(render(SCENARIOS["peering"]))
-    assert "--peering=sailvl" in c["args"] and "--standalone" not in c["args"]
+    c = operator_container(render(SCENARIOS["ha"]))
+    assert "--standalone" in c["args"]  # leader election is the operator's own Lease
 
 
-def test_more_replicas_without_peering_is_refused(helm: Helm) -> None:
-    with pytest.raises(Exception, match="peering"):
-        helm.template(CHART, {"operator": {"replicas": 2}})
+def test_an_unknown_scope_is_refused(helm: Helm) -> None:
     with pytest.raises(Exception, match="scope"):
         helm.template(CHART, {"scope": "everywhere"})
 
@@ -137,7 +132,11 @@ def grants(rules: list[dict[str, Any]], group: str, resource: str) -> set[str]:
 
 def test_rbac_is_least_privilege_cluster_scope(render: Renderer) -> None:
     docs = render({})
-    rules = rules_of(docs, "ClusterRole")
+    for r in rules_of(docs, "ClusterRole"):  # every ClusterRole the chart ships
+        for field in ("apiGroups", "resources", "verbs"):
+            assert "*" not in r[field], f"wildcard in {r}"
+    (operator_role,) = find(docs, "ClusterRole", "sailvl-sailvl-operator")
+    rules = operator_role["rules"]
     for r in rules:
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in r[field], f"wildcard in {r}"
@@ -148,17 +147,12 @@ def test_rbac_is_least_privilege_cluster_scope(render: Renderer) -> None:
     assert grants(rules, "sailvl.io", "curricula") == {"get", "list", "watch", "patch", "update"}
     assert "create" in grants(rules, "sailvl.io", "trainstages")  # the Curriculum's children
     assert grants(rules, "", "events") == {"create", "patch"}
-    assert grants(rules, "rbac.authorization.k8s.io", "roles") >= {"create"}
+    assert grants(rules, "rbac.authorization.k8s.io", "rolebindings") == {"create"}
     assert grants(rules, "kopf.dev", "clusterkopfpeerings") == set()  # --standalone
     (binding,) = find(docs, "ClusterRoleBinding")
     assert binding["subjects"][0]["namespace"] == NAMESPACE
     lease_rules = rules_of(docs, "Role")
-    assert grants(lease_rules, "coordination.k8s.io", "leases") == {
-        "get",
-        "create",
-        "update",
-        "patch",
-    }
+    assert grants(lease_rules, "coordination.k8s.io", "leases") == {"get", "create", "update"}
 
 
 def test_rbac_namespaced_scope_grants_nothing_cluster_wide(render: Renderer) -> None:
@@ -167,11 +161,16 @@ def test_rbac_namespaced_scope_grants_nothing_cluster_wide(render: Renderer) -> 
     roles = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in find(docs, "Role")}
     assert (NAMESPACE, "sailvl-sailvl-operator") in roles
     rules = rules_of(docs, "Role")
-    assert grants(rules, "rbac.authorization.k8s.io", "roles") == set()  # jobAccess off
+    assert grants(rules, "rbac.authorization.k8s.io", "rolebindings") == set()  # jobAccess off
     docs = render(SCENARIOS["namespaced"])
     watched = {b["metadata"]["namespace"] for b in find(docs, "RoleBinding")}
     assert watched == {"team-a", "team-b", NAMESPACE}  # the last holds only the lease
-    (crd_role,) = find(docs, "ClusterRole")
+    crd_role = find(docs, "ClusterRole", "sailvl-sailvl-operator-crd-discovery")[0]
+    others = {r["metadata"]["name"] for r in find(docs, "ClusterRole")} - {
+        crd_role["metadata"]["name"]
+    }
+    # The job pods' role and the aggregated user roles grant nothing to the operator.
+    assert others == {f"sailvl-sailvl-operator-{n}" for n in ("job", "editor", "viewer")}
     assert crd_role["rules"] == [
         {
             "apiGroups": ["apiextensions.k8s.io"],
@@ -181,10 +180,7 @@ def test_rbac_namespaced_scope_grants_nothing_cluster_wide(render: Renderer) -> 
     ]
 
 
-def test_peering_and_volcano_add_only_their_grants(render: Renderer) -> None:
-    rules = rules_of(render(SCENARIOS["peering"]), "ClusterRole")
-    assert grants(rules, "kopf.dev", "clusterkopfpeerings") == {"get", "list", "watch", "patch"}
-    assert find(render(SCENARIOS["peering"]), "ClusterKopfPeering")
+def test_volcano_adds_only_its_grants(render: Renderer) -> None:
     docs = render(SCENARIOS["volcano-kueue"])
     assert "create" in grants(rules_of(docs, "ClusterRole"), "scheduling.volcano.sh", "podgroups")
     env = {e["name"]: e.get("value") for e in operator_container(docs)["env"]}
@@ -282,4 +278,4 @@ def test_kopf_accepts_the_rendered_command_line(render: Renderer, scenario: str)
     params = kopf_main.get_command(None, "run").make_context("run", c["args"][1:]).params
     assert params["modules"] == ("sailvl_operator.main",)
     assert params["clusterwide"] == (SCENARIOS[scenario].get("scope", "cluster") == "cluster")
-    assert params["standalone"] != bool(params["peering_name"])
+    assert params["standalone"] and not params["peering_name"]

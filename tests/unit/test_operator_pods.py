@@ -277,3 +277,19 @@ def test_ascend_accelerator_type_is_configurable() -> None:
     d = b.Defaults.from_env({"SAILVL_ASCEND_ACCELERATOR_TYPE": ""})
     spec = _spec(train_stage(accelerator="ascend"))
     assert "accelerator-type" not in _pod(b.train_job("ts", "ns", spec, 0, d))["nodeSelector"]
+
+
+# --- Job RBAC: bind the chart's ClusterRole instead of creating Roles -------------------
+
+
+def test_job_rbac_binds_the_shipped_cluster_role() -> None:
+    objs = b.job_rbac("ns", b.Defaults(job_cluster_role="sailvl-job-status"))
+    assert [o["kind"] for o in objs] == ["ServiceAccount", "RoleBinding"]
+    assert objs[1]["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "sailvl-job-status",
+    }
+    by_hand = b.job_rbac("ns", b.Defaults())  # no chart: a Role of the same rules
+    assert [o["kind"] for o in by_hand] == ["ServiceAccount", "Role", "RoleBinding"]
+    assert by_hand[1]["rules"] == b.JOB_STATUS_RULES

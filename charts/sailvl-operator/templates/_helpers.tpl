@@ -65,7 +65,7 @@ app.kubernetes.io/part-of: sailvl
 {{- if not (has .Values.scope (list "cluster" "namespaces")) -}}
 {{- fail (printf "scope: %q must be \"cluster\" or \"namespaces\"" .Values.scope) -}}
 {{- end -}}
-{{- if and (gt (int .Values.operator.replicas) 1) (not .Values.operator.peering.enabled) -}}
-{{- fail "operator.replicas: more than 1 replica needs operator.peering.enabled (kopf --standalone would handle every event twice)" -}}
+{{- if and (gt (int .Values.operator.replicas) 1) (not .Values.operator.leaderElection.enabled) -}}
+{{- fail "operator.replicas: more than 1 replica needs operator.leaderElection.enabled (every replica would handle every event)" -}}
 {{- end -}}
 {{- end -}}

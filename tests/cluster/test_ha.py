@@ -1,0 +1,120 @@
+"""Two operator replicas with leader election on the real control plane: one leads,
+the other stands by doing nothing; when the leader is killed (SIGKILL, no clean-up)
+the standby takes the Lease over and carries on, with no duplicate children.
+
+The replicas are separate processes (`kopf run`, as in the chart's Deployment) so that
+one can be killed; short lease timings keep the hand-over to a few seconds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster.controlplane.client import Kubectl, wait_for
+from tests.cluster.test_operator import crds, standalone_stage  # noqa: F401
+
+pytestmark = pytest.mark.cluster
+
+LEASE = "sailvl-operator-ha"
+
+
+class Replica:
+    def __init__(self, cluster: Any, ns: str, ident: str, logs: Path) -> None:
+        self.ident, self.log = ident, logs / f"{ident}.log"
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(cluster.kubeconfig),
+            "SAILVL_METRICS_PORT": "0",
+            "SAILVL_LEADER_ELECTION": "1",
+            "SAILVL_LEADER_ELECTION_LEASE": LEASE,
+            "SAILVL_OPERATOR_NAMESPACE": ns,
+            "POD_NAME": ident,
+            "SAILVL_LEADER_LEASE_SECONDS": "6",
+            "SAILVL_LEADER_RENEW_SECONDS": "2",
+            "SAILVL_LEADER_RETRY_SECONDS": "1",
+        }
+        kopf = str(Path(sys.executable).parent / "kopf")
+        args = [kopf, "run", "--standalone", "--namespace", ns, "-m", "sailvl_operator.main"]
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def replicas(tmp_path: Path) -> Iterator[list[Replica]]:
+    started: list[Replica] = []
+    yield started
+    for r in started:
+        r.stop()
+
+
+def _holder(k: Kubectl, ns: str) -> str | None:
+    lease = k.get("lease", LEASE, ns)
+    return (lease or {}).get("spec", {}).get("holderIdentity")
+
+
+def _jobs(k: Kubectl, ns: str, stage: str) -> list[str]:
+    items = k.json("get", "jobs", "-n", ns, "-l", f"sailvl.io/name={stage}")["items"]
+    return sorted(i["metadata"]["name"] for i in items)
+
+
+def test_standby_takes_over_when_the_leader_dies(
+    cluster: Any,
+    crds: None,  # noqa: F811
+    namespace: str,
+    replicas: list[Replica],
+    tmp_path: Path,
+) -> None:
+    k: Kubectl = cluster.kubectl
+    a = Replica(cluster, namespace, "op-a", tmp_path)
+    replicas.append(a)
+    wait_for(lambda: _holder(k, namespace) == "op-a", timeout=60, what="op-a leads")
+    b = Replica(cluster, namespace, "op-b", tmp_path)
+    replicas.append(b)
+    wait_for(lambda: "standing by" in b.text(), timeout=60, what="op-b stands by")
+
+    k.apply(standalone_stage("one", namespace))
+    wait_for(lambda: _jobs(k, namespace, "one") == ["one-0"], timeout=60, what="Job one-0")
+    pods = wait_for(
+        lambda: (
+            [
+                p
+                for p in k.pods(namespace, "sailvl.io/name=one")
+                if p["status"].get("phase") == "Running"
+            ]
+            or None
+        ),
+        timeout=60,
+        what="pods of one-0",
+    )
+    assert "Handler '" not in b.text(), "the standby handled an event"
+
+    a.proc.kill()  # no SIGTERM, no clean-up: the Lease just stops being renewed
+    a.proc.wait(timeout=30)
+    k.apply(standalone_stage("two", namespace))
+    k.fail_pod(pods[0]["metadata"]["name"], namespace, code=1)  # one-0 fails: a restart
+    wait_for(lambda: _holder(k, namespace) == "op-b", timeout=60, what="op-b takes the Lease")
+    wait_for(lambda: _jobs(k, namespace, "two") == ["two-0"], timeout=60, what="Job two-0")
+    wait_for(lambda: _jobs(k, namespace, "one") == ["one-0", "one-1"], timeout=60, what="Job one-1")
+    assert "leading: holding Lease" in b.text()
+    # No duplicates: one ConfigMap, one Service, one Job per attempt for each stage.
+    for stage, jobs in (("one", ["one-0", "one-1"]), ("two", ["two-0"])):
+        assert _jobs(k, namespace, stage) == jobs
+        for kind in ("configmaps", "services"):
+            sel = f"sailvl.io/name={stage}"
+            assert len(k.json("get", kind, "-n", namespace, "-l", sel)["items"]) == 1
+    status = k.get("trainstage", "one", namespace)["status"]  # type: ignore[index]
+    assert status["restarts"] == 1
