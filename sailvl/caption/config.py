@@ -122,6 +122,10 @@ class CaptionConfig:
     """One caption pod: which shards, which model, how to prompt, generate and filter."""
 
     input_uri: str  # input dataset prefix (manifest.json + Parquet shards)
+    # dataset | webdataset (img2dataset tars) | parquet (image / image-URL Parquet); see
+    # sailvl.data.importers.caption_input for what each reads and what a URL means.
+    input_format: str = "dataset"
+    allow_http: bool = False  # parquet URLs: fetch http(s) too (else file:// and s3:// only)
     output_uri: str  # output dataset prefix; one output shard per input shard
     model_uri: str  # captioner checkpoint (HF format folder; local path or object store)
     backend: str = "transformers"  # transformers | lmdeploy
@@ -149,6 +153,8 @@ class CaptionConfig:
             "must differ from input_uri",
         )
         _check(self.backend in BACKENDS, "backend", f"one of {BACKENDS}")
+        formats = ("dataset", "webdataset", "parquet")
+        _check(self.input_format in formats, "input_format", f"one of {formats}")
         _check(self.shard_count >= 1, "shard_count", "must be >= 1")
         if self.shard_index < 0:
             self.shard_index = int(os.environ.get("JOB_COMPLETION_INDEX", "0"))

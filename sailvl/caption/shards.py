@@ -3,7 +3,9 @@
 Layout (DESIGN.md section 5): a dataset is a prefix holding `manifest.json` and
 Parquet shards. The worker writes output shard `<output>/<key>` for input shard
 `<input>/<key>` (same relative key), so "is this shard done?" is one `exists` call and
-a rerun skips committed shards. A shard is committed by a single atomic `write_bytes`
+a rerun skips committed shards (tar / Parquet inputs, `input_format` webdataset / parquet:
+output `<key without suffix>.parquet`, see `sailvl.data.importers.caption_input`). A
+shard is committed by a single atomic `write_bytes`
 of the whole Parquet file (temp + rename on file systems, one PUT on S3): a worker
 killed mid-shard leaves either no output or the complete one, never a partial shard.
 
@@ -26,10 +28,15 @@ CAPTION_COLUMNS = (
 )
 
 
-def shard_keys(in_store: Any) -> list[str]:
-    """Shard keys of the input dataset, in manifest order (`sailvl.data` format)."""
+def shard_keys(in_store: Any, input_format: str = "dataset") -> list[str]:
+    """Shard keys of the input: the dataset's in manifest order, or (webdataset /
+    parquet inputs) the tar / Parquet keys under the prefix, sorted."""
     from sailvl.data.manifest import MANIFEST, Manifest
 
+    if input_format != "dataset":
+        from sailvl.data.importers.caption_input import shard_keys as raw_keys
+
+        return raw_keys(in_store, input_format)
     return [s.path for s in Manifest.from_json(in_store.read_bytes(MANIFEST)).shards]
 
 

@@ -101,7 +101,7 @@ class CaptionWorker:
         self.out_store = out_store
         self.on_progress = on_progress
         self.attempts = cfg.shard_retries + 1
-        self.keys = sh.shard_keys(in_store)
+        self.keys = sh.shard_keys(in_store, cfg.input_format)
         self.mine = sh.assigned(self.keys, cfg.shard_index, cfg.shard_count)
         self.progress = Progress(
             len(self.mine), job=(cfg.job_namespace, cfg.job_name), registry=registry
@@ -112,7 +112,13 @@ class CaptionWorker:
         work = Work(key=key)
         try:
             data = _retry(lambda: self.in_store.read_bytes(key), self.attempts, f"read {key}")
-            work.table = sh.read_table(data)
+            if self.cfg.input_format == "dataset":
+                work.table = sh.read_table(data)
+            else:  # tars / image Parquet straight into dataset columns (no import pass)
+                from sailvl.data.importers.caption_input import read_input
+
+                fmt, allow_http = self.cfg.input_format, self.cfg.allow_http
+                work.table = read_input(data, key, fmt, self.in_store, allow_http)
         except Exception as exc:  # noqa: BLE001 - recorded as a failed shard
             work.error = exc
             return work
@@ -181,9 +187,8 @@ class CaptionWorker:
             "caption_prompt_kind": [work.kinds[r] for r in rows],
         }
         data = sh.table_bytes(sh.build_output(work.table, rows, extra))
-        _retry(
-            lambda: self.out_store.write_bytes(work.key, data), self.attempts, f"write {work.key}"
-        )
+        out_key = self._out_key(work.key)
+        _retry(lambda: self.out_store.write_bytes(out_key, data), self.attempts, f"write {out_key}")
         self.progress.add(
             captioned=n - len(work.status), processed=n, failures=Counter(work.status.values())
         )
@@ -200,10 +205,15 @@ class CaptionWorker:
             self.on_progress(self.progress.snapshot())
 
     # -- drivers ---------------------------------------------------------------------
+    def _out_key(self, key: str) -> str:
+        from sailvl.data.importers.caption_input import output_key
+
+        return output_key(key, self.cfg.input_format)
+
     def pending(self) -> list[str]:
         todo = []
         for key in self.mine:
-            if self.out_store.exists(key):
+            if self.out_store.exists(self._out_key(key)):
                 self.progress.shard("skipped")
             else:
                 todo.append(key)
@@ -275,7 +285,7 @@ class CaptionWorker:
         if snap["shards_failed"] == 0:
             try:
                 snap["manifest_written"] = sh.write_output_manifest(
-                    self.in_store, self.out_store, self.keys
+                    self.in_store, self.out_store, [self._out_key(k) for k in self.keys]
                 )
             except Exception as exc:  # noqa: BLE001 - next pod to finish retries it
                 log.warning("output manifest not written: %s", exc)

@@ -147,7 +147,9 @@ def _tar(path: Path, members: list[tuple[str, bytes]]) -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
-def write_webdataset(root: Path, shards: int = 2, per_shard: int = 4) -> tuple[Path, Expected]:
+def write_webdataset(
+    root: Path, shards: int = 2, per_shard: int = 4, duplicate: bool = True
+) -> tuple[Path, Expected]:
     """img2dataset-style shards: key.jpg|png|webp, key.txt, key.json."""
     exp = Expected()
     root.mkdir(parents=True, exist_ok=True)
@@ -167,7 +169,7 @@ def write_webdataset(root: Path, shards: int = 2, per_shard: int = 4) -> tuple[P
                     (f"{s:05d}9999.jpg", broken_image()), (f"{s:05d}9999.txt", b"broken")]  # fmt: skip
         exp.rejects[f"{s:05d}9998"] = "missing_image"
         exp.rejects[f"{s:05d}9999"] = "undecodable_image"
-        if s == shards - 1:  # the first key again, in another shard
+        if duplicate and s == shards - 1:  # the first key again, in another shard
             members += [("000000000.png", image(7)), ("000000000.txt", b"dup")]
             exp.rejects["000000000"] = "duplicate_id"
         _tar(root / f"{s:05d}.tar", members)

@@ -3,7 +3,8 @@
 The layout `datasets` writes: image columns are `{bytes, path}` structs (`image`), or
 lists of them (`images`); conversations are `messages` (`[{role, content}]`, content a
 string or HF content parts `[{type: image}, {type: text, text}]`) or `conversations`
-(`[{from, value}]`). Optional columns: `id`, `caption`, `alt_text`, `lang`. An image
+(`[{from, value}]`). Optional columns: `id`, `caption`, `alt_text`, `lang`; without
+an image column, a `url` column (img2dataset's input layout) names each row's image. An image
 struct whose `bytes` is null is read from its `path` relative to `--image-root`
 (default: the Parquet file's folder). A row without an `id` gets
 `<file stem>:<row number>`.
@@ -62,6 +63,8 @@ def row_candidate(row: dict[str, Any], pos: int, source: str) -> Candidate:
     turn_col = next((c for c in TURN_COLUMNS if c in row), None)
     try:
         images = image_refs(row[image_col]) if image_col else []
+        if not image_col and row.get("url"):  # img2dataset's input layout: a URL per row
+            images = [str(row["url"])]
     except Reject as rej:
         return Candidate(id=sid, reject=rej)
     caption = row.get("caption") or ""

@@ -85,6 +85,8 @@ class ImageFetcher:
         self.bytes_read = 0
 
     def fetch(self, ref: str) -> bytes:
+        if ref.startswith(("http://", "https://")):
+            raise Reject(MISSING_IMAGE, f"{ref}: web URLs are not fetched (download first)")
         if "://" in ref or ref.startswith("/"):
             parent, name = ref.rsplit("/", 1)
             store, key = store_at(parent or "/"), name
