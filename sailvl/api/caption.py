@@ -60,6 +60,14 @@ class FilterSettings(ApiModel):
 
 class CaptionJobSpec(ApiModel):
     input: Uri = Field(description="Input dataset (manifest.json + Parquet shards).")
+    input_format: Literal["dataset", "webdataset", "parquet"] = Field(
+        default="dataset",
+        description=(
+            "How input is read: dataset (manifest.json + Parquet shards), webdataset "
+            "(img2dataset tar shards under the prefix) or parquet (image or image-URL "
+            "Parquet files under the prefix; file:// and s3:// URLs). Output is a dataset."
+        ),
+    )
     output: Uri = Field(description="Output dataset: one shard per input shard.")
     model: CaptionModel
     backend: Literal["lmdeploy", "transformers"] = "lmdeploy"

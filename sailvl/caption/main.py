@@ -31,7 +31,7 @@ def config_from_spec(spec: Any, name: str = "", namespace: str = "") -> CaptionC
     return CaptionConfig.from_dict(
         {
             "input_uri": spec.input,
-            "input_format": getattr(spec, "input_format", "dataset"),
+            "input_format": spec.input_format,
             "output_uri": spec.output,
             "model_uri": spec.model.uri,
             "backend": spec.backend,

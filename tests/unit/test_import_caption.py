@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from sailvl.caption.main import config_from_spec
 from sailvl.caption.worker import CaptionWorker
 from sailvl.data.dataset import Dataset
 from sailvl.storage import open_store
@@ -104,3 +105,13 @@ def test_caption_image_url_parquet_without_network(
 def test_input_format_is_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="input_format"):
         config(tmp_path, input_format="zip")
+
+
+def test_spec_input_format_reaches_the_worker_config() -> None:
+    from sailvl.api.caption import CaptionJobSpec
+
+    spec = CaptionJobSpec.model_validate(
+        {"input": "s3://b/laion/", "inputFormat": "webdataset", "output": "s3://b/out",
+         "model": {"uri": "s3://b/m"}, "backend": "transformers", "accelerator": "cpu"}
+    )  # fmt: skip
+    assert config_from_spec(spec).input_format == "webdataset"
