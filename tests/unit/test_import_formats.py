@@ -109,3 +109,14 @@ def test_a_changed_plan_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert run(str(src), str(out), "--max-reject-ratio", "1", "--rows-per-shard", "4") == 0
     assert run(str(src), str(out), "--max-reject-ratio", "1", "--rows-per-shard", "5") == 2
+
+
+def test_sharded_pods_the_last_one_finalises(tmp_path: Path) -> None:
+    src, exp = write_webdataset(tmp_path / "wds", shards=3)
+    out = tmp_path / "out"
+    common = [str(src), str(out), "--max-reject-ratio", "1", "--shard-count", "2"]
+    assert run(*common, "--shard-index", "1") == 0
+    assert not (out / MANIFEST).exists()  # unit 0 and 2 (pod 0's) are missing
+    assert run(*common, "--shard-index", "0") == 0
+    check_import(str(out), exp)
+    assert run(*common, "--shard-index", "2") == 2

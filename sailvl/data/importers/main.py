@@ -11,6 +11,13 @@ Exit codes: 0 done; 2 invalid input (format, plan mismatch) or reject ratio abov
 `--max-reject-ratio` (no manifest written); 1 a unit failed (I/O, unreadable input
 file): the others still finish, so the rerun only redoes what is missing.
 
+Sharded (an Indexed Job's pods, `--shard-index k --shard-count n`): pod k imports the
+units i with i % n == k, the same static assignment as the CaptionJob, then tries to
+finalise. Pods that finish while others' units are missing exit 0 without a manifest;
+the last one writes it. Finalising is deterministic (same duplicates, same rejects,
+same manifest bytes) and every write is atomic, so two pods finalising at once write
+identical objects.
+
 Progress: worker processes send (rows, rejected, bytes) deltas over a queue; the
 parent prints one status line (files done, rows, rejected, rows/s, MB/s) to stderr,
 redrawn in place on a terminal, every 10 s otherwise (pod logs).
@@ -21,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing as mp
+import os
 import queue
 import sys
 import time
@@ -28,7 +36,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from sailvl.data.importers import FormatError, detect, load
-from sailvl.data.importers.finalize import ImportRejected, finalize
+from sailvl.data.importers.finalize import ImportIncomplete, ImportRejected, finalize
 from sailvl.data.importers.inputs import Unit, store_at
 from sailvl.data.importers.parts import Limits, import_unit
 from sailvl.data.manifest import MANIFEST
@@ -128,8 +136,9 @@ def run_import(args: Any, progress_stream: Any = None) -> int:
     except (FormatError, ValueError) as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    bar = Progress(len(units), enabled=not args.no_progress, stream=progress_stream)
-    errors = _import_all(fmt, units, args.output, limits, args.workers, bar)
+    mine = [u for u in units if u.index % args.shard_count == args.shard_index]
+    bar = Progress(len(mine), enabled=not args.no_progress, stream=progress_stream)
+    errors = _import_all(fmt, mine, args.output, limits, args.workers, bar)
     bar.draw(final=True)
     if errors:
         for err in errors:
@@ -141,6 +150,9 @@ def run_import(args: Any, progress_stream: Any = None) -> int:
     except ImportRejected as exc:
         print(f"rejected: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except ImportIncomplete as exc:  # another pod's units are still running
+        print(f"shard {args.shard_index} done; not finalising yet: {exc}", file=sys.stderr)
+        return 0
     info = manifest.meta["import"]
     bad = {k: v for k, v in info["rejected"].items() if v}
     print(
@@ -202,11 +214,19 @@ def add_arguments(p: Any) -> None:
     p.add_argument("--caption-from-alt-text", action="store_true",
                    help="webdataset: also use the web text as `caption` (train on it as is)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true")
+    index = int(os.environ.get("JOB_COMPLETION_INDEX", "0"))
+    p.add_argument("--shard-index", type=int, default=index,
+                   help="this pod's index k (default: JOB_COMPLETION_INDEX, else 0)")  # fmt: skip
+    p.add_argument("--shard-count", type=int, default=1,
+                   help="pods in all; pod k imports units i with i %% count == k")  # fmt: skip
 
 
 def main(args: Any) -> int:
     if args.workers < 1 or args.rows_per_shard < 1 or args.shard_bytes < 1:
         print("invalid: --workers, --rows-per-shard, --shard-bytes: must be >= 1", file=sys.stderr)
+        return EXIT_INVALID
+    if not 0 <= args.shard_index < args.shard_count:
+        print("invalid: --shard-index: must be in [0, --shard-count)", file=sys.stderr)
         return EXIT_INVALID
     if not 0 <= args.max_reject_ratio <= 1:
         print("invalid: --max-reject-ratio: must be in [0, 1]", file=sys.stderr)
