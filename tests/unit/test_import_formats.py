@@ -120,3 +120,38 @@ def test_sharded_pods_the_last_one_finalises(tmp_path: Path) -> None:
     assert run(*common, "--shard-index", "0") == 0
     check_import(str(out), exp)
     assert run(*common, "--shard-index", "2") == 2
+
+
+def test_hf_cauldron_texts_and_url_columns(tmp_path: Path) -> None:
+    """`texts` rounds (The Cauldron) become turns; a `url` column of file:// URLs is read
+    through storage, an http URL is a missing image (the import never crawls)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sailvl.data.dataset import Dataset
+    from tests.unit.test_import_fixtures import image
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "a.png").write_bytes(a := image(1))
+    pq.write_table(
+        pa.Table.from_pylist(
+            [{"id": "c0", "images": [{"bytes": a, "path": None}],
+              "texts": [{"user": "What?", "assistant": "A.", "source": "x"},
+                        {"user": "More?", "assistant": "B."}]}]
+        ),
+        tmp_path / "in" / "cauldron.parquet",
+    )  # fmt: skip
+    pq.write_table(
+        pa.table({"id": ["u0", "u1"], "url": [f"file://{tmp_path}/a.png", "http://192.0.2.1/x.jpg"],
+                  "caption": ["web a", "web x"]}),
+        tmp_path / "urls.parquet",
+    )  # fmt: skip
+    assert run(str(tmp_path / "in"), str(tmp_path / "o1")) == 0
+    row = Dataset.open(str(tmp_path / "o1")).read_shard(0).rows[0]
+    assert row is not None and row["images"] == [a]
+    assert [t["content"] for t in row["conversations"]] == ["<image>\nWhat?", "A.", "More?", "B."]
+    out = tmp_path / "o2"
+    assert run(str(tmp_path / "urls.parquet"), str(out), "--max-reject-ratio", "1") == 0
+    rows = Dataset.open(str(out)).read_shard(0).rows
+    assert [(r["id"], r["images"], r["caption"]) for r in rows if r] == [("u0", [a], "web a")]
+    assert json.loads((out / "rejects.jsonl").read_text())["reason"] == "missing_image"

@@ -3,7 +3,8 @@
 The layout `datasets` writes: image columns are `{bytes, path}` structs (`image`), or
 lists of them (`images`); conversations are `messages` (`[{role, content}]`, content a
 string or HF content parts `[{type: image}, {type: text, text}]`) or `conversations`
-(`[{from, value}]`). Optional columns: `id`, `caption`, `alt_text`, `lang`; without
+(`[{from, value}]`) or `texts` (`[{user, assistant}]` rounds, as in HuggingFaceM4's
+The Cauldron). Optional columns: `id`, `caption`, `alt_text`, `lang`; without
 an image column, a `url` column (img2dataset's input layout) names each row's image. An image
 struct whose `bytes` is null is read from its `path` relative to `--image-root`
 (default: the Parquet file's folder). A row without an `id` gets
@@ -28,7 +29,7 @@ NAME = "hfparquet"
 SUFFIXES = (".parquet",)
 BATCH = 64
 IMAGE_COLUMNS = ("images", "image")
-TURN_COLUMNS = ("messages", "conversations")
+TURN_COLUMNS = ("messages", "conversations", "texts")
 
 
 def plan(input_uri: str, image_root: str | None, options: dict[str, Any]) -> list[Unit]:
@@ -68,14 +69,28 @@ def row_candidate(row: dict[str, Any], pos: int, source: str) -> Candidate:
     except Reject as rej:
         return Candidate(id=sid, reject=rej)
     caption = row.get("caption") or ""
+    turns = (row.get(turn_col) or []) if turn_col else None
+    if turn_col == "texts" and turns:
+        turns = _rounds(turns)
     return Candidate(
         id=sid,
         images=images,
-        turns=(row.get(turn_col) or []) if turn_col else None,
+        turns=turns,
         alt_text=row.get("alt_text") or "",
         caption=caption if isinstance(caption, str) else "",
         lang=row.get("lang") or "",
     )
+
+
+def _rounds(texts: list[Any]) -> list[Any]:
+    """`[{user, assistant}]` rounds as turns (anything else is left for the checks)."""
+    turns: list[Any] = []
+    for r in texts:
+        if not isinstance(r, dict) or "user" not in r or "assistant" not in r:
+            return texts
+        turns += [{"role": "user", "content": r["user"]},
+                  {"role": "assistant", "content": r["assistant"]}]  # fmt: skip
+    return turns
 
 
 def table_rows(pf: Any, source: str, meter: Meter | None = None) -> Iterator[Candidate]:
