@@ -11,6 +11,21 @@ download.
   reference rows ask about a second shape on the same image; categories name the
   POPE-style sampling ("random", "popular").
 
+Held-out twins (``HELDOUT``), built differently so that a model trained on rows drawn
+by the generators above (the demo's SFT data, ``sailvl.local.assets``) is also measured
+off its training distribution. Same questions and answer sets (a model can only name
+shapes and colours it was taught), everything else changed:
+
+- ``heldout-ocr``: words from a disjoint vocabulary (``HELDOUT_WORDS``), drawn in PIL's
+  old bitmap font scaled up with nearest-neighbour (blocky glyphs no training image
+  has), in colour on a tinted background, anywhere in a wider canvas;
+- ``heldout-mcq``: the shape at a random place and size on a tinted, speckled
+  background, in other shades of the four colours, with an outline;
+- ``heldout-yesno``: three shapes (not two) scattered over the canvas instead of in a
+  row, so the absent shape is the only one of the four missing.
+
+The demo reports both: ``synth-*`` (in-distribution) and ``heldout-*`` (held out).
+
 Generation is deterministic in ``seed``. Images are PNGs, base64 in the ``image`` cell.
 """
 
@@ -22,6 +37,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from . import synthetic_heldout as heldout
 from .tsv import write_tsv
 
 WORDS = [
@@ -180,25 +196,33 @@ GENERATORS: dict[str, tuple[Callable[..., list[dict[str, Any]]], str]] = {
     "synth-mcq": (mcq_rows, "mcq"),
     "synth-yesno": (yesno_rows, "pope"),
 }
+# Not in GENERATORS: the demo's SFT rows are drawn from GENERATORS only.
+HELDOUT: dict[str, tuple[Callable[..., list[dict[str, Any]]], str]] = {
+    "heldout-ocr": (heldout.ocr_rows, "anls"),
+    "heldout-mcq": (heldout.mcq_rows, "mcq"),
+    "heldout-yesno": (heldout.yesno_rows, "pope"),
+}
+ALL = {**GENERATORS, **HELDOUT}
 
 
 def synthetic_tsv(name: str, n: int = 24, seed: int = 0, size: int = 64) -> bytes:
     """The TSV bytes of one synthetic benchmark."""
-    if name not in GENERATORS:
-        raise ValueError(f"name: unknown synthetic benchmark {name!r} (use {sorted(GENERATORS)})")
+    if name not in ALL:
+        raise ValueError(f"name: unknown synthetic benchmark {name!r} (use {sorted(ALL)})")
     if n < 1:
         raise ValueError(f"n: must be >= 1, got {n}")
-    rows = GENERATORS[name][0](n, random.Random(f"{name}:{seed}"), size)
+    rows = ALL[name][0](n, random.Random(f"{name}:{seed}"), size)
     return write_tsv(rows, COLUMNS)
 
 
-def write_synthetic(uri: str, n: int = 24, seed: int = 0) -> dict[str, str]:
-    """Write every synthetic benchmark as ``<uri>/<name>.tsv``; return name -> TSV URI."""
+def write_synthetic(uri: str, n: int = 24, seed: int = 0, heldout: bool = False) -> dict[str, str]:
+    """Write the synthetic benchmarks (and the held-out ones when ``heldout``) as
+    ``<uri>/<name>.tsv``; return name -> TSV URI."""
     from sailvl.storage import open_store
 
     store = open_store(uri)
     out = {}
-    for name in GENERATORS:
+    for name in ALL if heldout else GENERATORS:
         store.write_bytes(f"{name}.tsv", synthetic_tsv(name, n, seed))
         out[name] = f"{uri.rstrip('/')}/{name}.tsv"
     return out

@@ -8,7 +8,10 @@ redone rather than half-used):
 - ``data/pretrain``: OCR renders and shape scenes with detailed captions (pretraining);
 - ``data/sft``: question / answer turns drawn like the synthetic benchmarks (other
   seeds, the same prompts the evaluator uses), for the SFT stages;
-- ``bench/<name>.tsv``: the synthetic benchmarks (VLMEvalKit TSV);
+- ``bench/<name>.tsv``: the synthetic benchmarks (VLMEvalKit TSV): ``synth-*``, drawn by
+  the same generators as ``data/sft`` (in-distribution), and ``heldout-*``, the same
+  questions drawn with other words, font and layouts (``sailvl.eval.synthetic_heldout``),
+  which no training row is drawn from;
 - ``models/tiny-init``: the randomly initialised tiny SAIL-VL model and its tokenizer,
   the curriculum's starting point and the untrained baseline of the report.
 """
@@ -40,7 +43,7 @@ def ensure_assets(root: str, profile: str = "synthetic") -> None:
     write_datasets(root.rstrip("/"), n)
     from sailvl.eval.synthetic import write_synthetic as write_benchmarks
 
-    write_benchmarks(f"{root.rstrip('/')}/bench", n=n["bench"], seed=0)
+    write_benchmarks(f"{root.rstrip('/')}/bench", n=n["bench"], seed=0, heldout=True)
     save_initial_model(f"{root.rstrip('/')}/models/tiny-init")
     store.write_bytes(MARKER, b"ok\n")
 
@@ -54,7 +57,8 @@ def write_datasets(root: str, n: dict[str, int]) -> None:
 
 
 def write_bench_style(uri: str, n: int, seed: int) -> None:
-    """Training rows shaped like the synthetic benchmarks' (disjoint seeds)."""
+    """Training rows shaped like the synthetic benchmarks' (disjoint seeds). Only the
+    in-distribution generators: the held-out benchmarks must stay unseen."""
     from sailvl.api.benchmarks import BENCHMARKS
     from sailvl.data.dataset import DatasetWriter
     from sailvl.eval.prompts import build_prompt

@@ -65,13 +65,17 @@ def write_report(workdir: Path, spec: CurriculumSpec, state: RunState) -> Path:
             "",
             "## Trained vs untrained baseline",
             "",
-            "| benchmark | baseline | final | change |",
+            "In-distribution: drawn by the generators the SFT data was drawn from (other "
+            "seeds). Held-out: the same questions drawn differently (other words, font, "
+            "layouts; `sailvl/eval/synthetic_heldout.py`), never trained on.",
+            "",
+            "| benchmark | set | baseline | final | change |",
         ]
-        lines.append("|---|---|---|---|")
-        for bench in sorted(set(base.scores) | set(final.scores)):
+        lines.append("|---|---|---|---|---|")
+        for bench in sorted(set(base.scores) | set(final.scores), key=_set_order):
             b, f = base.scores.get(bench), final.scores.get(bench)
             delta = f"{f - b:+.2f}" if b is not None and f is not None else ""
-            lines.append(f"| {bench} | {_fmt(b)} | {_fmt(f)} | {delta} |")
+            lines.append(f"| {bench} | {which_set(bench)} | {_fmt(b)} | {_fmt(f)} | {delta} |")
     fits = _fits(scaling_points(spec, state))
     if fits:
         lines += [
@@ -92,6 +96,23 @@ def write_report(workdir: Path, spec: CurriculumSpec, state: RunState) -> Path:
     out = folder / "summary.md"
     out.write_text("\n".join(lines) + "\n")
     return out
+
+
+def which_set(bench: str) -> str:
+    """in-distribution / held-out for the demo's synthetic benchmarks, else ''."""
+    from sailvl.eval.synthetic import GENERATORS, HELDOUT
+
+    if bench in GENERATORS:
+        return "in-distribution"
+    return "held-out" if bench in HELDOUT else ""
+
+
+def _set_order(bench: str) -> tuple[int, str]:
+    """In-distribution rows first, then held-out, then anything else."""
+    return (
+        ["in-distribution", "held-out"].index(which_set(bench)) if which_set(bench) else 2,
+        bench,
+    )
 
 
 def _fmt(v: float | None) -> str:
