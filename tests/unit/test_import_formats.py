@@ -155,3 +155,14 @@ def test_hf_cauldron_texts_and_url_columns(tmp_path: Path) -> None:
     rows = Dataset.open(str(out)).read_shard(0).rows
     assert [(r["id"], r["images"], r["caption"]) for r in rows if r] == [("u0", [a], "web a")]
     assert json.loads((out / "rejects.jsonl").read_text())["reason"] == "missing_image"
+
+
+def test_part_names_past_five_digits_are_found() -> None:
+    """A 1 TB LLaVA list at 1000 rows per part passes part 99999: `{k:05d}` grows a
+    digit there, and resume must still see those parts as committed."""
+    from sailvl.data.importers.parts import PART_RE, part_key
+
+    for unit, k in ((0, 99_999), (0, 100_000), (123_456, 7)):
+        m = PART_RE.match(f"{part_key(unit, k)}/{MANIFEST}")
+        assert m is not None and (int(m.group(1)), int(m.group(2))) == (unit, k)
+    assert PART_RE.match(f"{part_key(0, 1)}-dedup/{MANIFEST}") is None

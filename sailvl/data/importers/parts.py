@@ -31,7 +31,7 @@ from sailvl.data.importers.records import BAD_ROW, Candidate, ImageFetcher, Reje
 from sailvl.data.manifest import MANIFEST, Manifest, SampleError
 from sailvl.storage import Store
 
-PART_RE = re.compile(r"^parts/(\d{5})-(\d{5})/" + re.escape(MANIFEST) + "$")
+PART_RE = re.compile(r"^parts/(\d{5,})-(\d{5,})/" + re.escape(MANIFEST) + "$")
 Report = Callable[[dict[str, int]], None]
 
 
