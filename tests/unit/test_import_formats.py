@@ -166,3 +166,18 @@ def test_part_names_past_five_digits_are_found() -> None:
         m = PART_RE.match(f"{part_key(unit, k)}/{MANIFEST}")
         assert m is not None and (int(m.group(1)), int(m.group(2))) == (unit, k)
     assert PART_RE.match(f"{part_key(0, 1)}-dedup/{MANIFEST}") is None
+
+
+def test_finalise_reads_no_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Duplicates are found from the ids each part manifest records: finishing a
+    1 TB import must not read the terabyte again."""
+    from sailvl.data.importers import finalize
+
+    def no_reads(*a: object) -> list[str]:
+        raise AssertionError("finalize read a shard")
+
+    monkeypatch.setattr(finalize, "_ids", no_reads)
+    src, exp = write_llava(tmp_path)
+    out = tmp_path / "out"
+    assert run(str(src), str(out), "--max-reject-ratio", "1", "--rows-per-shard", "3") == 0
+    check_import(str(out), exp)

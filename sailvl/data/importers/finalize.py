@@ -2,8 +2,9 @@
 
 Runs once every unit has its last part (`unit_done`). Order matters for crash safety:
 
-1. Duplicates. Parts are walked in plan order (unit, part, shard, row) and the id
-   column of each shard is read; the first occurrence of an id wins, every later one is
+1. Duplicates. Parts are walked in plan order (unit, part, shard, row) with the ids
+   each part manifest records (the shard's id column only for a part without that
+   list), so no shard is read again; the first occurrence of an id wins, every later one is
    a `duplicate_id` rejection. Only a 16-byte BLAKE2 digest per id is held (not the
    ids, not the rows). A part holding duplicates is copied once, without them, to
    `<part>-dedup/` (again through `DatasetWriter`, manifest last), and the output
@@ -93,8 +94,15 @@ def finalize(
             rejects.append({**rej, "source": unit.uri})
         drop: set[str] = set()
         part_store = SubStore(out, key)
+        recorded = m.meta.get("ids")
+        offset = 0
         for info in m.shards:
-            for r, sid in enumerate(_ids(part_store, info.path)):
+            if recorded is not None and len(recorded) == m.num_samples:
+                ids = recorded[offset : offset + info.samples]
+            else:  # a part without its id list (or a mismatched one): read the column
+                ids = _ids(part_store, info.path)
+            offset += info.samples
+            for r, sid in enumerate(ids):
                 digest = hashlib.blake2b(sid.encode(), digest_size=16).digest()
                 if digest in seen:
                     drop.add(f"{info.path}#{r}")
