@@ -181,3 +181,14 @@ def test_finalise_reads_no_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     out = tmp_path / "out"
     assert run(str(src), str(out), "--max-reject-ratio", "1", "--rows-per-shard", "3") == 0
     check_import(str(out), exp)
+
+
+def test_progress_line_counts_rows_and_rates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, exp = write_llava(tmp_path)
+    assert main(["data", "import", str(src), str(tmp_path / "out"), "--max-reject-ratio", "1"]) == 0
+    err = capsys.readouterr().err
+    rows, rejected = len(exp.samples) + len(exp.rejects), len(exp.rejects) - 1  # dup: at the end
+    assert f"import: 1/1 files | {rows} rows ({rejected} rejected) |" in err
+    assert " rows/s | " in err and "B/s" in err
