@@ -6,12 +6,18 @@ outcome. Local differences, and only these: each child is a subprocess instead o
 Job; a TrainStage runs on one node with ``devicesPerNode`` CPU processes; the status
 sink is a file the executor polls for progress bars and loss history.
 
-Ctrl-C stops the running child (SIGTERM to its process group, then SIGKILL), leaves
-the state file as it was before that step (writes are atomic) and exits 130.
+Ctrl-C, ``kill`` (SIGTERM) and a closed terminal (SIGHUP) all stop the running child
+the same way: ``sailvl run`` turns each into a KeyboardInterrupt (sailvl/local/main.py),
+and the loop below sends SIGTERM to the child's process group (torchrun and its workers
+too: the child runs in a session of its own, so nothing else reaches them), then
+SIGKILL. The state file is left as it was before that step (writes are atomic). The run
+directory's lock (sailvl/local/lock.py) is handed to each child, so orphans of a
+``sailvl run`` killed with SIGKILL still hold it and a rerun refuses to start beside them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -30,6 +36,7 @@ from sailvl.api.flow import child_spec, decide
 from sailvl.api.jobconfig import dump_job_config, job_config
 from sailvl.runtime.report import read_file_status
 
+from .lock import RunLock
 from .state import RunState, StepRecord
 
 BASELINE = "baseline-eval"
@@ -56,10 +63,18 @@ class StepRun:
 
 
 class LocalExecutor:
-    def __init__(self, name: str, spec: CurriculumSpec, workdir: Path, display: Any = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        spec: CurriculumSpec,
+        workdir: Path,
+        display: Any = None,
+        lock: RunLock | None = None,
+    ) -> None:
         self.name, self.spec, self.workdir = name, spec, workdir
         self.state = RunState(workdir / "state.json")
         self.display = display
+        self.lock = lock
         self.poll = 0.5
 
     def run(self) -> int:
@@ -108,7 +123,20 @@ class LocalExecutor:
         rec = self.state.steps.get(step.name) or StepRecord()
         rec.phase, rec.start_time, rec.message = c.RUNNING, _now(), None
         self.state.steps[step.name] = rec
-        rc, seconds = self._run_child(step, folder, status_file, cfg["spec"], rec)
+        # A TrainStage gets the operator's group restarts: a failed run (a worker killed,
+        # a node lost) is started again, up to maxRestarts times, and resumes from its
+        # newest checkpoint. Exit code 2 is a configuration error: no restart can help.
+        attempts = (
+            1 + int(getattr(spec, "max_restarts", 0) or 0) if step.kind == "TrainStage" else 1
+        )
+        rc, seconds = 0, 0.0
+        for attempt in range(attempts):
+            rc, spent = self._run_child(step, folder, status_file, cfg["spec"], rec, attempt)
+            seconds += spent
+            if rc in (0, 2) or attempt + 1 == attempts:
+                break
+            rec.restarts += 1  # over the stage's life, reruns included
+            self.state.save()
         status = read_file_status(status_file)
         rec.status, rec.seconds = status, round(seconds, 1)
         rec.tokens = status.get("tokens")
@@ -125,7 +153,9 @@ class LocalExecutor:
             self.display.finish(step.name, rec.phase)
         return rec
 
-    def _env(self, step: Step, spec: dict[str, Any], status_file: Path) -> dict[str, str]:
+    def _env(
+        self, step: Step, spec: dict[str, Any], status_file: Path, attempt: int = 0
+    ) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
             {
@@ -146,13 +176,19 @@ class LocalExecutor:
                     c.ENV_NNODES: "1",
                     c.ENV_NODE_RANK: "0",
                     c.ENV_NPROC_PER_NODE: str(spec.get("devicesPerNode", 1)),
-                    c.ENV_RESTART_ATTEMPT: "0",
+                    c.ENV_RESTART_ATTEMPT: str(attempt),
                 }
             )
         return env
 
     def _run_child(
-        self, step: Step, folder: Path, status_file: Path, spec: dict[str, Any], rec: StepRecord
+        self,
+        step: Step,
+        folder: Path,
+        status_file: Path,
+        spec: dict[str, Any],
+        rec: StepRecord,
+        attempt: int = 0,
     ) -> tuple[int, float]:
         cmd = [
             sys.executable,
@@ -163,21 +199,28 @@ class LocalExecutor:
             str(folder / "job.yaml"),
         ]
         start = time.monotonic()
+        lock_fd = self.lock.fd if self.lock is not None else None
         with open(folder / "log.txt", "ab") as log:
             proc = subprocess.Popen(
                 cmd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=self._env(step, spec, status_file),
+                env=self._env(step, spec, status_file, attempt),
                 start_new_session=True,
+                pass_fds=() if lock_fd is None else (lock_fd,),
             )
             try:
+                if self.lock is not None:
+                    self.lock.record(step.name, proc.pid)  # its session: pgid == pid
                 while proc.poll() is None:
                     time.sleep(self.poll)
                     self._observe(step, status_file, rec, time.monotonic() - start)
             except KeyboardInterrupt:
                 _stop(proc)
                 raise
+            finally:
+                if self.lock is not None:
+                    self.lock.record()
         self._observe(step, status_file, rec, time.monotonic() - start)
         return int(proc.returncode), time.monotonic() - start
 
@@ -196,17 +239,28 @@ class LocalExecutor:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the child's process group (torchrun's workers too), then SIGKILL."""
-    for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
+    """SIGTERM the child's process group (torchrun's workers too), then SIGKILL.
+
+    Further Ctrl-C / SIGTERM / SIGHUP are held back meanwhile (they stay pending and
+    arrive once the group is gone), so a second signal cannot cut the stop short."""
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                proc.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                continue
+            # The leader is gone; SIGKILL whatever of its group outlived it.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -1,14 +1,59 @@
-"""``sailvl run FILE``: the whole curriculum on this machine."""
+"""``sailvl run FILE``: the whole curriculum on this machine.
+
+Stopping: Ctrl-C (SIGINT), ``kill`` (SIGTERM) and a closed terminal (SIGHUP) are one
+path. The handlers below raise :class:`Interrupted`, a KeyboardInterrupt, wherever the
+main thread is; the executor stops the running step's process group on its way out, and
+``main`` returns 128 + the signal number (130, 143, 129). Without the SIGTERM / SIGHUP
+handlers those signals would end this process at once and leave the step's processes
+(in a session of their own) training on as orphans.
+
+One run per directory: :class:`sailvl.local.lock.RunLock` is held from before the
+first write to the end, and a second ``sailvl run`` on the same directory exits 3 with
+a message naming the holder.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from sailvl.api import SpecError
 
 SETUP_ANNOTATION = "sailvl.io/local-setup"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+EXIT_LOCKED = 3
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal, raised where the main thread was (the executor stops the step)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` inside the block."""
+    old = {sig: signal.signal(sig, _raise_interrupted) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _say(message: str) -> None:
+    with contextlib.suppress(OSError):  # stderr may be a terminal that is gone (SIGHUP)
+        print(message, file=sys.stderr)
 
 
 def workdir_for(storage: str, runs: Path, name: str) -> Path:
@@ -28,26 +73,47 @@ def main(args: Any) -> int:
         for problem in err.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
+    workdir = workdir_for(spec.storage.uri, args.runs, name)
+    workdir.mkdir(parents=True, exist_ok=True)
+    from .lock import RunLock, RunLocked
+
+    lock = RunLock(workdir)
+    try:
+        with stop_signals():
+            try:
+                lock.acquire()
+            except RunLocked as err:
+                _say(f"sailvl run: {err}")
+                return EXIT_LOCKED
+            try:
+                if lock.stale.get("pid"):
+                    _say(f"taking over the stale lock of pid {lock.stale['pid']} (not running)")
+                return _run(name, spec, obj, workdir, lock)
+            finally:
+                lock.release()
+    except Interrupted as err:
+        _say(
+            f"\ninterrupted ({signal.Signals(err.signum).name}): the running step was stopped "
+            "and nothing is lost; rerun the same command to continue"
+        )
+        return 128 + err.signum
+
+
+def _run(name: str, spec: Any, obj: dict[str, Any], workdir: Path, lock: Any) -> int:
     from .display import Display
     from .executor import LocalExecutor
 
-    workdir = workdir_for(spec.storage.uri, args.runs, name)
-    workdir.mkdir(parents=True, exist_ok=True)
     setup = ((obj.get("metadata") or {}).get("annotations") or {}).get(SETUP_ANNOTATION)
     display = Display()
-    try:
-        if setup:
-            from .assets import ensure_assets
+    if setup:
+        from .assets import ensure_assets
 
-            with display.console.status("generating synthetic data and the initial model"):
-                ensure_assets(spec.storage.uri, setup)
-        with display:
-            ex = LocalExecutor(name, spec, workdir, display)
-            ex.baseline()
-            rc = ex.run()
-    except KeyboardInterrupt:
-        print("\ninterrupted: nothing is lost; rerun the same command to continue", file=sys.stderr)
-        return 130
+        with display.console.status("generating synthetic data and the initial model"):
+            ensure_assets(spec.storage.uri, setup)
+    with display:
+        ex = LocalExecutor(name, spec, workdir, display, lock=lock)
+        ex.baseline()
+        rc = ex.run()
     from .report import write_report
 
     report = write_report(workdir, spec, ex.state)

@@ -28,6 +28,7 @@ class StepRecord:
     start_time: str | None = None
     completion_time: str | None = None
     seconds: float | None = None
+    restarts: int = 0  # TrainStage runs started again after a failure (maxRestarts)
     losses: list[list[float]] = field(default_factory=list)  # [step, loss]
     status: dict[str, Any] = field(default_factory=dict)  # the job's last report
 
