@@ -27,7 +27,7 @@ from tests.unit.test_import_fixtures import (
     write_webdataset,
 )
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]  # 2-process DeepSpeed stage
 
 
 def test_four_imported_formats_train_one_stage(tmp_path: Path) -> None:
