@@ -192,3 +192,18 @@ def test_progress_line_counts_rows_and_rates(
     rows, rejected = len(exp.samples) + len(exp.rejects), len(exp.rejects) - 1  # dup: at the end
     assert f"import: 1/1 files | {rows} rows ({rejected} rejected) |" in err
     assert " rows/s | " in err and "B/s" in err
+
+
+def test_truncated_input_fails_the_import_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A LLaVA list cut mid-element (an interrupted copy) cannot be read to the end: the
+    import exits 1 naming the file and the byte offset, and writes no manifest."""
+    src, _ = write_llava(tmp_path)
+    raw = src.read_bytes()
+    src.write_bytes(raw[: len(raw) * 2 // 3])
+    out = tmp_path / "out"
+    assert run(str(src), str(out), "--max-reject-ratio", "1") == 1
+    err = capsys.readouterr().err
+    assert f"failed: {src}: json:" in err and "byte" in err
+    assert not (out / MANIFEST).exists()
