@@ -207,3 +207,17 @@ def test_truncated_input_fails_the_import_naming_the_file(
     err = capsys.readouterr().err
     assert f"failed: {src}: json:" in err and "byte" in err
     assert not (out / MANIFEST).exists()
+
+
+@pytest.mark.parametrize("fmt", ["llava", "hfparquet"])
+def test_fetch_threads_do_not_change_the_output(tmp_path: Path, fmt: str) -> None:
+    """Images are read by a thread pool but parts are cut in row order: the manifest
+    (shard digests included) and the rejects file are byte-identical to a serial run."""
+    src, _ = WRITERS[fmt](tmp_path)
+    outs = []
+    for threads in ("1", "8"):
+        out = tmp_path / f"out{threads}"
+        argv = [str(src), str(out), "--max-reject-ratio", "1", "--rows-per-shard", "2"]
+        assert run(*argv, "--threads", threads) == 0
+        outs.append(((out / MANIFEST).read_bytes(), (out / "rejects.jsonl").read_bytes()))
+    assert outs[0] == outs[1]

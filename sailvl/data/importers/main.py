@@ -94,9 +94,12 @@ def _init_worker(q: Any) -> None:
     _QUEUE = q
 
 
-def _run_unit(fmt: str, unit: dict[str, Any], out: str, limits: Limits) -> dict[str, Any]:
+def _run_unit(
+    fmt: str, unit: dict[str, Any], out: str, limits: Limits, threads: int
+) -> dict[str, Any]:
     """Worker-process entry: import one unit, progress over the shared queue."""
-    return import_unit(load(fmt), Unit(**unit), out, limits, _QUEUE.put if _QUEUE else None)
+    report = _QUEUE.put if _QUEUE else None
+    return import_unit(load(fmt), Unit(**unit), out, limits, report, threads)
 
 
 def check_plan(out_uri: str, plan: dict[str, Any]) -> bool:
@@ -138,7 +141,7 @@ def run_import(args: Any, progress_stream: Any = None) -> int:
         return EXIT_INVALID
     mine = [u for u in units if u.index % args.shard_count == args.shard_index]
     bar = Progress(len(mine), enabled=not args.no_progress, stream=progress_stream)
-    errors = _import_all(fmt, mine, args.output, limits, args.workers, bar)
+    errors = _import_all(fmt, mine, args.output, limits, (args.workers, args.threads), bar)
     bar.draw(final=True)
     if errors:
         for err in errors:
@@ -164,13 +167,14 @@ def run_import(args: Any, progress_stream: Any = None) -> int:
 
 
 def _import_all(
-    fmt: str, units: list[Unit], out: str, limits: Limits, workers: int, bar: Progress
+    fmt: str, units: list[Unit], out: str, limits: Limits, par: tuple[int, int], bar: Progress
 ) -> list[str]:
+    workers, threads = par
     errors: list[str] = []
     if workers <= 1:
         for unit in units:
             try:
-                import_unit(load(fmt), unit, out, limits, bar.add)
+                import_unit(load(fmt), unit, out, limits, bar.add, threads)
             except Exception as exc:  # noqa: BLE001 - reported, the other units go on
                 errors.append(f"{unit.uri}: {exc}")
             bar.files_done += 1
@@ -181,7 +185,7 @@ def _import_all(
         workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)
     ) as ex:
         futures: dict[Future[Any], Unit] = {
-            ex.submit(_run_unit, fmt, u.to_dict(), out, limits): u for u in units
+            ex.submit(_run_unit, fmt, u.to_dict(), out, limits, threads): u for u in units
         }
         pending = set(futures)
         while pending:
@@ -207,6 +211,8 @@ def add_arguments(p: Any) -> None:
     p.add_argument("--format", choices=["llava", "internvl", "webdataset", "hfparquet"])
     p.add_argument("--image-root", help="where relative image paths resolve")
     p.add_argument("--workers", type=int, default=1, help="processes (one input file each)")
+    p.add_argument("--threads", type=int, default=8,
+                   help="image reads in flight per process (object-store latency)")  # fmt: skip
     p.add_argument("--max-reject-ratio", type=float, default=0.01,
                    help="fail (exit 2, no manifest) above this share of rejected rows")  # fmt: skip
     p.add_argument("--rows-per-shard", type=int, default=1000, help="input rows per part")
@@ -222,8 +228,11 @@ def add_arguments(p: Any) -> None:
 
 
 def main(args: Any) -> int:
-    if args.workers < 1 or args.rows_per_shard < 1 or args.shard_bytes < 1:
-        print("invalid: --workers, --rows-per-shard, --shard-bytes: must be >= 1", file=sys.stderr)
+    if min(args.workers, args.threads, args.rows_per_shard, args.shard_bytes) < 1:
+        print(
+            "invalid: --workers, --threads, --rows-per-shard, --shard-bytes: must be >= 1",
+            file=sys.stderr,
+        )
         return EXIT_INVALID
     if not 0 <= args.shard_index < args.shard_count:
         print("invalid: --shard-index: must be in [0, --shard-count)", file=sys.stderr)

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,9 +97,16 @@ class _Part:
 
 
 def import_unit(
-    fmt: Any, unit: Unit, out_uri: str, limits: Limits, report: Report | None = None
+    fmt: Any,
+    unit: Unit,
+    out_uri: str,
+    limits: Limits,
+    report: Report | None = None,
+    threads: int = 1,
 ) -> dict[str, Any]:
-    """Import one unit into its parts (resuming); returns {unit, parts, skipped_rows}."""
+    """Import one unit into its parts (resuming); returns {unit, parts, skipped_rows}.
+    `threads` > 1 fetches and decodes images of the next rows concurrently (see
+    `_converted`); parts are still cut in row order, so the output does not depend on it."""
     out = store_at(out_uri)
     done = committed_parts(out, unit.index)
     start, k = 0, len(done)
@@ -110,12 +119,11 @@ def import_unit(
     tick = _Ticker(meter, fetcher, report)
     part: _Part | None = None
     pos = -1
-    for pos, cand in enumerate(fmt.rows(unit, meter)):
-        if pos < start:
-            continue
+    todo = ((pos, c) for pos, c in enumerate(fmt.rows(unit, meter)) if pos >= start)
+    for pos, cand, result in _converted(todo, fetcher, unit.source, threads):
         if part is None:
             part = _Part(out, unit, k, pos, limits)
-        rejected = _add(part, cand, fetcher, unit, pos)
+        rejected = _add(part, cand, result, pos)
         tick.row(rejected)
         if part.rows >= limits.rows or part.bytes >= limits.bytes:
             part.close(pos + 1, done=False)
@@ -127,10 +135,44 @@ def import_unit(
     return {"unit": unit.index, "parts": k + 1, "skipped_rows": start}
 
 
-def _add(part: _Part, cand: Candidate, fetcher: ImageFetcher, unit: Unit, pos: int) -> bool:
+def _convert(cand: Candidate, fetcher: ImageFetcher, source: str) -> dict[str, Any] | Reject:
+    try:
+        return to_sample(cand, fetcher, source)
+    except Reject as rej:
+        return rej
+
+
+def _converted(
+    todo: Iterator[tuple[int, Candidate]], fetcher: ImageFetcher, source: str, threads: int
+) -> Iterator[tuple[int, Candidate, dict[str, Any] | Reject]]:
+    """(pos, candidate, sample or Reject) in row order.
+
+    With `threads` > 1, rows are converted (image reads: one object-store round trip
+    each, and the decode check) by a thread pool over a window of 2 x threads rows
+    ahead, and results are taken back in submission order. The window bounds memory;
+    the order keeps part boundaries, and so resume, identical to a serial run."""
+    if threads <= 1:
+        for pos, cand in todo:
+            yield pos, cand, _convert(cand, fetcher, source)
+        return
+    window: deque[tuple[int, Candidate, Future[Any]]] = deque()
+    with ThreadPoolExecutor(threads, thread_name_prefix="import-fetch") as pool:
+        for pos, cand in todo:
+            window.append((pos, cand, pool.submit(_convert, cand, fetcher, source)))
+            if len(window) >= 2 * threads:
+                p, c, fut = window.popleft()
+                yield p, c, fut.result()
+        while window:
+            p, c, fut = window.popleft()
+            yield p, c, fut.result()
+
+
+def _add(part: _Part, cand: Candidate, result: dict[str, Any] | Reject, pos: int) -> bool:
     part.rows += 1
     try:
-        sample = to_sample(cand, fetcher, unit.source)
+        if isinstance(result, Reject):
+            raise result
+        sample = result
         part.writer.write(sample)
         part.ids.append(sample["id"])
     except Reject as rej:

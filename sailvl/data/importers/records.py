@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import posixpath
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,7 +83,8 @@ class ImageFetcher:
 
     def __init__(self, root: str) -> None:
         self.root = root
-        self.bytes_read = 0
+        self.bytes_read = 0  # for the progress line (updated from fetch threads too)
+        self._lock = threading.Lock()
 
     def fetch(self, ref: str) -> bytes:
         if ref.startswith(("http://", "https://")):
@@ -99,7 +101,8 @@ class ImageFetcher:
             data = store.read_bytes(key)
         except NotFoundError as exc:
             raise Reject(MISSING_IMAGE, ref) from exc
-        self.bytes_read += len(data)
+        with self._lock:
+            self.bytes_read += len(data)
         return data
 
 
