@@ -22,7 +22,7 @@ import re
 from typing import Any
 
 from . import constants as c
-from . import kube
+from . import kube, podspec
 from .caption import CaptionJobSpec
 from .common import PodOverlay, Queueing, Resources
 from .evalsuite import EvalSuiteSpec
@@ -165,16 +165,15 @@ def overlay_problems(o: PodOverlay) -> list[tuple[str, str]]:
     out += [(f".labels{p}", m) for p, m in kube.label_map(o.labels, reserved=(f"{c.GROUP}/",))]
     out += [(f".annotations{p}", m) for p, m in kube.annotation_map(o.annotations)]
     for i, t in enumerate(o.tolerations):
-        out += [(f".tolerations[{i}]{p}", m) for p, m in kube.toleration(t)]
+        out += [(f".tolerations[{i}]{p}", m) for p, m in podspec.toleration(t)]
     for i, e in enumerate(o.env):
-        out += [(f".env[{i}]{p}", m) for p, m in kube.env_var(e, RESERVED_ENV)]
-    out += [(f".{p}", m) for p, m in kube.volumes(o.volumes, o.volume_mounts, OPERATOR_VOLUMES)]
+        out += [(f".env[{i}]{p}", m) for p, m in podspec.env_var(e, RESERVED_ENV)]
+    out += [(f".{p}", m) for p, m in podspec.volumes(o.volumes, o.volume_mounts, OPERATOR_VOLUMES)]
     for i, s in enumerate(o.image_pull_secrets):
         ref = s.get("name") if isinstance(s, dict) else None
         if set(s) != {"name"} or not isinstance(ref, str) or kube.subdomain(ref):
             out.append((f".imagePullSecrets[{i}]", "must be {name: <Secret name>}"))
-    bad = set(o.affinity or {}) - {"nodeAffinity", "podAffinity", "podAntiAffinity"}
-    out += [(f".affinity.{k}", "unknown field") for k in sorted(bad)]
+    out += [(f".affinity{p}", m) for p, m in podspec.affinity(o.affinity or {})]
     return out
 
 

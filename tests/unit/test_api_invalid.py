@@ -28,6 +28,13 @@ MOUNT_TWICE = {
     "volumes": [{"name": "d", "emptyDir": {}}],
     "volumeMounts": [{"name": "d", "mountPath": "/etc/sailvl"}],
 }
+AFF_BAD = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "k", "operator": "Equals"}]}]
+        }
+    }
+}
 
 
 def env(entry: dict) -> dict:
@@ -171,6 +178,7 @@ CASES = [
     ("ts-pull-secret", mutate(TS, "spec.template", {"imagePullSecrets": [{}]}), "imagePullSecrets"),
     ("ts-sa-name", mutate(TS, "spec.template", {"serviceAccountName": "A_b"}), "serviceAccount"),
     ("ts-image", mutate(TS, "spec.template", {"image": "repo/x: 1"}), "spec.template.image"),
+    ("ts-affinity-op", mutate(TS, "spec.template", {"affinity": AFF_BAD}), "operator"),
     ("ts-kueue-queue", mutate(TS, "spec.queue", {"kueueQueue": "a b"}), "spec.queue.kueueQueue"),
     ("cj-ascend-0", mutate(CJ, "spec", {**CJ["spec"], **CJ_ASCEND_0}), "spec.devicesPerPod"),
     ("cj-name-long", mutate(CJ, "metadata.name", "c" * 60), "at most 59"),

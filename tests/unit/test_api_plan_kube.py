@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from sailvl.api import kube
+from sailvl.api import kube, podspec
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,7 @@ def test_requests_and_limits_compare_across_units() -> None:
     ],
 )  # fmt: skip
 def test_valid_tolerations_pass(tol: dict) -> None:
-    assert kube.toleration(tol) == []
+    assert podspec.toleration(tol) == []
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,7 @@ def test_valid_tolerations_pass(tol: dict) -> None:
     ],
 )
 def test_valid_env_entries_pass(entry: dict) -> None:
-    assert kube.env_var(entry) == []
+    assert podspec.env_var(entry) == []
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,7 @@ def test_valid_env_entries_pass(entry: dict) -> None:
     ],
 )
 def test_env_sources_the_api_server_refuses(source: dict, field: str) -> None:
-    problems = kube.env_var({"name": "X", "valueFrom": source})
+    problems = podspec.env_var({"name": "X", "valueFrom": source})
     assert [p for p, _ in problems] == [field]
 
 
@@ -94,7 +94,7 @@ def test_env_sources_the_api_server_accepts() -> None:
         {"resourceFieldRef": {"resource": "limits.memory"}},
         {"resourceFieldRef": {"resource": "requests.hugepages-2Mi"}},
     ):
-        assert kube.env_var({"name": "X", "valueFrom": source}) == []
+        assert podspec.env_var({"name": "X", "valueFrom": source}) == []
 
 
 @pytest.mark.parametrize(
@@ -104,3 +104,50 @@ def test_env_sources_the_api_server_accepts() -> None:
 )  # fmt: skip
 def test_label_keys(key: str, ok: bool) -> None:
     assert (kube.qualified_name(key) is None) == ok
+
+
+NODE_TERM = {"matchExpressions": [{"key": "nvidia.com/gpu.product", "operator": "In",
+                                   "values": ["H100"]}]}  # fmt: skip
+GOOD_AFFINITY = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [NODE_TERM]},
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {
+                "weight": 10,
+                "preference": {"matchExpressions": [{"key": "zone", "operator": "Exists"}]},
+            }
+        ],
+    },
+    "podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"a": "b"}}}
+        ]
+    },
+}
+
+
+def test_affinity_the_api_server_accepts() -> None:
+    assert podspec.affinity(GOOD_AFFINITY) == []
+
+
+@pytest.mark.parametrize(
+    ("expr", "field"),
+    [
+        ({"key": "a b", "operator": "In", "values": ["x"]}, ".key"),
+        ({"key": "k", "operator": "Equals", "values": ["x"]}, ".operator"),
+        ({"key": "k", "operator": "In"}, ".values"),
+        ({"key": "k", "operator": "Exists", "values": ["x"]}, ".values"),
+        ({"key": "k", "operator": "Gt", "values": ["x"]}, ".values"),
+    ],
+)
+def test_node_affinity_expressions(expr: dict, field: str) -> None:
+    aff = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [expr]}]}}}  # fmt: skip
+    ((path, _),) = podspec.affinity(aff)
+    assert path.endswith(f"nodeSelectorTerms[0].matchExpressions[0]{field}")
+
+
+def test_pod_affinity_needs_a_topology_key() -> None:
+    aff = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{}]}}
+    ((path, msg),) = podspec.affinity(aff)
+    assert path.endswith("[0].topologyKey") and msg == "required"
