@@ -16,7 +16,10 @@ DEMO = ROOT / "examples" / "demo" / "curriculum.yaml"
 
 
 def reduced_curriculum() -> dict:
-    """The demo curriculum cut down: caption, two stages (one gated eval), final eval."""
+    """The demo curriculum cut down: caption, two stages (one gated eval), final eval.
+
+    The gate here (threshold 0.0) only checks the pass path; the gate that must fail
+    is in test_local_stop_resume.py."""
     doc = yaml.safe_load(DEMO.read_text())
     doc["metadata"] = {"name": "e2e", "annotations": {"sailvl.io/local-setup": "synthetic-small"}}
     spec = doc["spec"]
@@ -83,8 +86,15 @@ def test_reduced_curriculum_runs_resumes_and_reports(tmp_path: Path) -> None:
     assert (work / "pretrain-alignment" / "final" / "config.json").exists()
     assert state["steps"]["pretrain-alignment"]["losses"], "loss was never reported"
     assert "synth-ocr" in state["steps"]["final-eval"]["scores"]
+    # The held-out benchmarks run in the baseline and the final eval, and the report says
+    # which benchmarks are held out.
+    for step in ("baseline-eval", "final-eval"):
+        assert {"heldout-ocr", "heldout-mcq", "heldout-yesno"} <= set(
+            state["steps"][step]["scores"]
+        )
     report = (work / "report" / "summary.md").read_text()
     assert "Trained vs untrained baseline" in report and (work / "report" / "loss.png").exists()
+    assert "| synth-ocr | in-distribution |" in report and "| heldout-ocr | held-out |" in report
     # A rerun continues from the state: nothing left to do, nothing run again.
     again = run(["run", str(path), "--runs", str(runs)], tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
