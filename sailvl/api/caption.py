@@ -19,6 +19,8 @@ from .common import (
 
 
 class CaptionModel(ApiModel):
+    """The captioner model."""
+
     uri: Uri = Field(description="Captioner checkpoint (Hugging Face format).")
     preset: Literal["tiny", "2b", "8b"] | None = Field(
         default=None, description="SAIL-VL preset, for the transformers backend."
@@ -26,30 +28,51 @@ class CaptionModel(ApiModel):
 
 
 class EngineSettings(ApiModel):
+    """Inference engine settings (LMDeploy's names)."""
+
     tp: PositiveInt = Field(default=1, le=16, description="Tensor parallel degree.")
     batch_size: PositiveInt = Field(default=32, le=4096)
+    """Requests in flight per engine (1 to 4096; default 32)."""
     session_len: PositiveInt = Field(default=8192, ge=256)
+    """Maximum tokens per request, prompt plus caption (default 8192)."""
     cache_max_entry_count: float = Field(default=0.8, gt=0, le=1)
+    """Fraction of free accelerator memory for the KV cache (0 to 1; default 0.8)."""
     max_dynamic_patch: PositiveInt = Field(default=6, le=12)
+    """Maximum 448 px tiles per image (1 to 12; default 6)."""
 
 
 class PromptSettings(ApiModel):
+    """How the captioning prompt is built."""
+
     language: Literal["en", "zh", "auto"] = "auto"
+    """Caption language: en, zh, or auto (from each sample's lang column). Default auto."""
     use_alt_text: bool = Field(default=True, description="Put alt-text into the prompt.")
     version: str = Field(default="v1", max_length=32)
+    """Prompt template version (default v1)."""
 
 
 class GenerationSettings(ApiModel):
+    """Sampling settings of the captioner."""
+
     max_new_tokens: PositiveInt = Field(default=512, le=8192)
+    """Maximum caption length in tokens (1 to 8192; default 512)."""
     temperature: float = Field(default=0.0, ge=0, le=2)
+    """Sampling temperature (0 to 2; 0 = greedy, the default)."""
     top_p: float = Field(default=1.0, gt=0, le=1)
+    """Nucleus sampling probability mass (0 to 1; default 1)."""
     repetition_penalty: float = Field(default=1.0, gt=0, le=3)
+    """Penalty on repeated tokens (> 0 to 3; 1 = none, the default)."""
 
 
 class FilterSettings(ApiModel):
+    """Which generated captions are kept."""
+
     min_chars: int = Field(default=16, ge=0)
+    """Drop captions shorter than this many characters (default 16)."""
     max_chars: PositiveInt = Field(default=8000)
+    """Drop captions longer than this many characters (runaway generation; default 8000)."""
     dedup: bool = True
+    """Drop exact duplicate captions (default true)."""
 
     @model_validator(mode="after")
     def _bounds(self) -> FilterSettings:
@@ -70,21 +93,37 @@ class CaptionJobSpec(ApiModel):
     )
     output: Uri = Field(description="Output dataset: one shard per input shard.")
     model: CaptionModel
+    """The captioner checkpoint and, for transformers, its SAIL-VL preset."""
     backend: Literal["lmdeploy", "transformers"] = "lmdeploy"
+    """Inference backend: lmdeploy (GPU / NPU) or transformers (anywhere, slower). Default
+    lmdeploy."""
     accelerator: Literal["nvidia", "ascend", "cpu"] = "nvidia"
+    """Accelerator kind: nvidia (requests nvidia.com/gpu), ascend (huawei.com/Ascend910, HCCL)
+    or cpu (no device). Default nvidia."""
     accelerator_type: AcceleratorType | None = None
+    """Ascend only: value of the accelerator-type node label (910 vs 910B); '' for any."""
     devices_per_pod: int = Field(default=1, ge=0, le=16)
+    """Accelerators per pod (0 to 16; default 1)."""
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    """Inference engine settings."""
     prompt: PromptSettings = Field(default_factory=PromptSettings)
+    """Prompt language, alt-text and template version."""
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    """Sampling settings."""
     filter: FilterSettings = Field(default_factory=FilterSettings)
+    """Caption filters (length, duplicates)."""
     parallelism: PositiveInt = Field(default=1, le=10000, description="Pods (Job indexes).")
     shard_retries: int = Field(default=2, ge=0, le=20, description="Retries per shard.")
     backoff_limit_per_index: int = Field(default=2, ge=0, le=20)
+    """Pod retries per Job index before the index counts as failed (0 to 20; default 2)."""
     stats_sample: int = Field(default=1000, ge=0, description="Captions sampled for stats.")
     storage_secret: StorageSecretRef | None = None
+    """Secret with the object-store credentials; its keys become the pods' AWS_* variables.
+    Unset: the pods use their own identity (e.g. IRSA) or none."""
     resources: Resources = Field(default_factory=Resources)
+    """Container resources beyond the accelerator, which the operator requests itself."""
     template: PodOverlay = Field(default_factory=PodOverlay)
+    """Additions to every pod of this resource: placement, volumes, env, labels."""
 
     @model_validator(mode="after")
     def _check(self) -> CaptionJobSpec:
@@ -99,8 +138,15 @@ class CaptionJobSpec(ApiModel):
 
 class CaptionJobStatus(CommonStatus):
     shards_total: int | None = None
+    """Input shards to caption."""
     shards_done: int | None = None
+    """Shards captioned and committed."""
     shards_failed: int | None = None
+    """Shards that failed after their retries."""
     samples: int | None = None
+    """Samples captioned so far."""
     samples_per_second: float | None = None
+    """Captioning throughput over all pods, samples per second."""
     stats: dict[str, float] | None = None
+    """Caption statistics of a sample of the output (paper Table 1): average length, unique
+    n-grams, nouns / verbs / adjectives per caption."""

@@ -54,6 +54,8 @@ class ApiModel(BaseModel):
         populate_by_name=True,
         extra="forbid",
         validate_default=True,
+        # A docstring under a field is its description (the CRD's, kubectl explain).
+        use_attribute_docstrings=True,
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,6 +71,7 @@ class SecretRef(ApiModel):
     """A key in a Secret of the resource's namespace. Credentials never sit in a spec."""
 
     name: DnsLabel
+    """Name of the Secret, in the resource's namespace."""
     key: SecretKey | None = Field(
         default=None, description="Key in the Secret (the judge's default: apiKey)."
     )
@@ -95,14 +98,21 @@ class StorageSecretRef(ApiModel):
     variables (one ``secretKeyRef`` each, defaults in :class:`StorageSecretKeys`)."""
 
     name: DnsLabel
+    """Name of the Secret, in the resource's namespace."""
     keys: StorageSecretKeys = Field(default_factory=StorageSecretKeys)
+    """Which key of the Secret feeds which AWS_* variable; each defaults to the camelCase
+    variable name (accessKeyId, secretAccessKey, ...)."""
 
 
 class Resources(ApiModel):
     """Container resources beyond the accelerator (which the operator adds itself)."""
 
     requests: dict[str, str | int] = Field(default_factory=dict)
+    """Resource requests added to the container (e.g. cpu: 8, memory: 64Gi), as Kubernetes
+    quantities."""
     limits: dict[str, str | int] = Field(default_factory=dict)
+    """Resource limits added to the container, as Kubernetes quantities; a limit must not be
+    below its request."""
 
 
 class PodOverlay(ApiModel):
@@ -111,17 +121,33 @@ class PodOverlay(ApiModel):
 
     image: str | None = Field(default=None, max_length=512, description="Container image.")
     service_account_name: str | None = Field(default=None, max_length=253)
+    """ServiceAccount of the pods. Default: sailvl-job, which may patch only its resource's
+    progress in status."""
     node_selector: dict[str, str] = Field(default_factory=dict)
+    """Node labels the pods must match, merged over the operator's own (e.g. the Ascend
+    accelerator label)."""
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    """Pod tolerations (core/v1 Toleration objects), e.g. for tainted GPU nodes."""
     affinity: dict[str, Any] | None = None
+    """Pod affinity (core/v1 Affinity), e.g. to pack a pod group into one rack."""
     volumes: list[dict[str, Any]] = Field(default_factory=list)
+    """Extra pod volumes (core/v1 Volume objects), e.g. a dataset cache."""
     volume_mounts: list[dict[str, Any]] = Field(default_factory=list)
+    """Mounts of those volumes into the main container (core/v1 VolumeMount)."""
     image_pull_secrets: list[dict[str, Any]] = Field(default_factory=list)
+    """Pull secrets for the image: a list of {name: <secret>}."""
     env: list[dict[str, Any]] = Field(default_factory=list)
+    """Extra environment variables of the main container (core/v1 EnvVar: name plus value or
+    valueFrom)."""
     labels: dict[str, str] = Field(default_factory=dict)
+    """Labels added to every pod."""
     annotations: dict[str, str] = Field(default_factory=dict)
+    """Annotations added to every pod."""
     priority_class_name: str | None = Field(default=None, max_length=253)
+    """PriorityClass of the pods (scheduling priority and preemption)."""
     scheduler_name: str | None = Field(default=None, max_length=253)
+    """Scheduler of the pods (e.g. volcano); default: the operator's setting, else the cluster
+    default scheduler."""
     security_context: dict[str, Any] | None = Field(
         default=None,
         description="Pod securityContext, merged key by key over the restricted defaults "
@@ -198,8 +224,15 @@ class CommonStatus(ApiModel):
     model_config = ConfigDict(extra="allow")
 
     phase: Phase | None = None
+    """Summary state: Pending (children being created or queued), Running, Succeeded, Failed or
+    Suspended. Derived by the operator from the objects it owns."""
     message: str | None = None
+    """Human-readable detail: why the resource failed, or the job's last report."""
     conditions: list[Condition] = Field(default_factory=list)
+    """The resource's conditions (metav1.Condition), keyed by type."""
     observed_generation: int | None = None
+    """metadata.generation of the spec the operator last acted on."""
     start_time: str | None = None
+    """When the first pod started running (RFC 3339)."""
     completion_time: str | None = None
+    """When the resource reached Succeeded or Failed (RFC 3339)."""

@@ -26,7 +26,10 @@ SuiteName = Literal["opensource", "understanding", "synthetic"]
 
 
 class BenchmarkSpec(ApiModel):
+    """One benchmark: a TSV of questions and the scorer that grades the answers."""
+
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    """Benchmark name (a known one such as docvqa, or your own with scorer set)."""
     data: Uri | None = Field(default=None, description="TSV file; default <dataRoot>/<name>.tsv")
     scorer: Scorer | None = Field(default=None, description="Defaults to the known benchmark's.")
     subset: int | None = Field(default=None, ge=1, description="Evaluate the first N rows.")
@@ -42,38 +45,61 @@ class BenchmarkSpec(ApiModel):
 
 
 class Judge(ApiModel):
+    """An OpenAI-compatible chat endpoint that grades free-form answers."""
+
     endpoint: HttpUrl = Field(description="OpenAI-compatible base URL (…/v1).")
     model: str = Field(min_length=1, max_length=256)
+    """Model name sent to the judge endpoint."""
     api_key_secret: SecretRef | None = Field(
         default=None,
         description="Secret holding the API key (key default apiKey); the eval pods get it "
         "as SAILVL_JUDGE_API_KEY.",
     )
     timeout_seconds: PositiveInt = 60
+    """Timeout of one judge request in seconds (default 60)."""
 
 
 class EvalGeneration(ApiModel):
+    """Answer generation settings of the evaluated model."""
+
     max_new_tokens: PositiveInt = Field(default=64, le=4096)
+    """Maximum answer length in tokens (1 to 4096; default 64)."""
     batch_size: PositiveInt = Field(default=8, le=1024)
+    """Questions per forward pass (1 to 1024; default 8)."""
 
 
 class EvalSuiteSpec(ApiModel):
     model: Uri = Field(description="Checkpoint to evaluate (Hugging Face format).")
     model_preset: Literal["tiny", "2b", "8b"] = "2b"
+    """Size preset of the evaluated model: tiny, 2b or 8b (default 2b)."""
     benchmarks: list[BenchmarkSpec] = Field(default_factory=list, max_length=64)
+    """Benchmarks to run; with suite, these are added to (and override) the suite's."""
     suite: SuiteName | None = None
+    """A named benchmark set: opensource (the paper's 18), understanding (500-case pretraining
+    checks) or synthetic (the demo's)."""
     data_root: Uri | None = Field(default=None, description="Folder of <benchmark>.tsv files.")
     judge: Judge | None = None
+    """Judge for benchmarks scored by a model (judge scorer)."""
     parallelism: PositiveInt = Field(default=1, le=256)
-    output: Uri
+    """Pods; benchmarks are spread over them (1 to 256; default 1)."""
+    output: Uri = Field(description="Where predictions (JSONL per benchmark) and results.json go.")
     tokens: int | None = Field(default=None, ge=0, description="Training tokens seen (reports).")
     generation: EvalGeneration = Field(default_factory=EvalGeneration)
+    """Answer generation settings."""
     accelerator: Accelerator = "nvidia"
+    """Accelerator kind: nvidia (requests nvidia.com/gpu), ascend (huawei.com/Ascend910, HCCL)
+    or cpu (no device). Default nvidia."""
     accelerator_type: AcceleratorType | None = None
+    """Ascend only: value of the accelerator-type node label (910 vs 910B); '' for any."""
     devices_per_pod: int = Field(default=1, ge=0, le=16)
+    """Accelerators per pod (0 to 16; default 1)."""
     storage_secret: StorageSecretRef | None = None
+    """Secret with the object-store credentials; its keys become the pods' AWS_* variables.
+    Unset: the pods use their own identity (e.g. IRSA) or none."""
     resources: Resources = Field(default_factory=Resources)
+    """Container resources beyond the accelerator, which the operator requests itself."""
     template: PodOverlay = Field(default_factory=PodOverlay)
+    """Additions to every pod of this resource: placement, volumes, env, labels."""
 
     @model_validator(mode="after")
     def _check(self) -> EvalSuiteSpec:
@@ -100,8 +126,15 @@ class EvalSuiteSpec(ApiModel):
 
 class EvalSuiteStatus(CommonStatus):
     scores: dict[str, float] = Field(default_factory=dict)
+    """Score per benchmark on a 0-100 scale (accuracy, ANLS, ... times 100)."""
     categories: dict[str, float] = Field(default_factory=dict)
+    """Average score per category (General VQA, OCR VQA, Math & Knowledge, Hallucination), 0-100
+    scale."""
     overall: float | None = None
+    """Average of the suite's benchmark scores, 0-100 scale."""
     benchmarks_done: int | None = None
+    """Benchmarks finished."""
     benchmarks_total: int | None = None
+    """Benchmarks in the suite."""
     errors: dict[str, int] = Field(default_factory=dict)
+    """Per benchmark, the number of questions that could not be answered or scored."""

@@ -1,4 +1,12 @@
-"""The four kinds: their spec / status models and CRD naming in one table."""
+"""The four kinds: their spec / status models and CRD naming in one table.
+
+Short names are checked against every built-in resource's names and those of the
+schedulers and training operators installed next to this one (Kueue, Volcano, Kubeflow,
+JobSet, LeaderWorkerSet, ECK): ``kubectl get <short>`` must list our resource and
+nothing else (``cj`` is CronJob's, ``es`` ECK's Elasticsearch). See
+tests/unit/test_crds.py for the pinned lists and tests/cluster/test_crds.py for the
+check against a live API server's discovery.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +15,9 @@ from typing import Final
 
 from pydantic import BaseModel
 
+from . import childnames
 from .caption import CaptionJobSpec, CaptionJobStatus
-from .curriculum import CurriculumSpec, CurriculumStatus
+from .curriculum import CurriculumSpec, CurriculumStatus, StageDefaults
 from .evalsuite import EvalSuiteSpec, EvalSuiteStatus
 from .train import TrainStageSpec, TrainStageStatus
 
@@ -19,6 +28,7 @@ class PrinterColumn:
     json_path: str
     type: str = "string"
     priority: int = 0
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -29,8 +39,20 @@ class KindInfo:
     spec: type[BaseModel]
     status: type[BaseModel]
     columns: tuple[PrinterColumn, ...]
-    # CEL rules on the spec: (rule, message); immutable fields use oldSelf.
+    # CEL rules on the whole spec: (rule, message). No oldSelf here: a spec-level
+    # transition rule that reads an optional field fails every update without it.
     spec_rules: tuple[tuple[str, str], ...] = ()
+    # Immutable fields (dotted paths under spec): crdgen puts the transition rule
+    # ``self == oldSelf`` on the field itself, which the API server evaluates only when
+    # the old and new object both have the field. Each path must therefore be required
+    # or defaulted all the way down (see defaulted_objects), or removing it would pass.
+    immutable: tuple[str, ...] = ()
+    # Optional object fields the API server defaults to {} so that their own defaults
+    # (e.g. model.preset: 2b) are always stored and immutability rules always apply.
+    defaulted_objects: tuple[str, ...] = ()
+    # CEL rules at the root (the only place metadata.name is readable): dicts with rule
+    # and message or messageExpression.
+    root_rules: tuple[dict[str, str], ...] = ()
 
     @property
     def singular(self) -> str:
@@ -39,13 +61,15 @@ class KindInfo:
 
 _PHASE = PrinterColumn("Phase", ".status.phase")
 _AGE = PrinterColumn("Age", ".metadata.creationTimestamp", "date")
-_STATE = PrinterColumn("State", ".status.conditions[-1:].type", priority=1)
+# The phase is the operator's verdict; the message says why (a failure's cause, the gate
+# that failed). Shown with -o wide, as Job-like kinds show their message.
+_MESSAGE = PrinterColumn("Message", ".status.message", priority=1)
 
 KINDS: Final[dict[str, KindInfo]] = {
     "CaptionJob": KindInfo(
         kind="CaptionJob",
         plural="captionjobs",
-        short_names=("cj",),
+        short_names=("capjob",),
         spec=CaptionJobSpec,
         status=CaptionJobStatus,
         columns=(
@@ -53,10 +77,11 @@ KINDS: Final[dict[str, KindInfo]] = {
             PrinterColumn("Done", ".status.shardsDone", "integer"),
             PrinterColumn("Shards", ".status.shardsTotal", "integer"),
             PrinterColumn("Samples", ".status.samples", "integer"),
-            _STATE,
             _AGE,
+            _MESSAGE,
         ),
         spec_rules=(("self.input != self.output", "output must differ from input"),),
+        root_rules=tuple(childnames.sharded_rules()),
     ),
     "TrainStage": KindInfo(
         kind="TrainStage",
@@ -70,33 +95,34 @@ KINDS: Final[dict[str, KindInfo]] = {
             PrinterColumn("Step", ".status.step", "integer"),
             PrinterColumn("Loss", ".status.loss", "number"),
             PrinterColumn("Restarts", ".status.restarts", "integer"),
-            _STATE,
             _AGE,
+            PrinterColumn("Suspend", ".spec.suspend", "boolean", priority=1),
+            _MESSAGE,
         ),
-        spec_rules=(
-            ("self.model.preset == oldSelf.model.preset", "model.preset is immutable"),
-            ("self.output == oldSelf.output", "output is immutable"),
-        ),
+        immutable=("model.preset", "output"),
+        defaulted_objects=("model",),
+        root_rules=tuple(childnames.train_rules()),
     ),
     "EvalSuite": KindInfo(
         kind="EvalSuite",
         plural="evalsuites",
-        short_names=("es",),
+        short_names=("evs",),
         spec=EvalSuiteSpec,
         status=EvalSuiteStatus,
         columns=(
             _PHASE,
             PrinterColumn("Overall", ".status.overall", "number"),
             PrinterColumn("Done", ".status.benchmarksDone", "integer"),
-            _STATE,
             _AGE,
+            _MESSAGE,
         ),
         spec_rules=(
             (
-                "size(self.benchmarks) > 0 || has(self.suite)",
+                "(has(self.benchmarks) && size(self.benchmarks) > 0) || has(self.suite)",
                 "set benchmarks or suite",
             ),
         ),
+        root_rules=tuple(childnames.sharded_rules()),
     ),
     "Curriculum": KindInfo(
         kind="Curriculum",
@@ -109,15 +135,22 @@ KINDS: Final[dict[str, KindInfo]] = {
             PrinterColumn("Step", ".status.currentStep"),
             PrinterColumn("Done", ".status.stepsDone", "integer"),
             PrinterColumn("Total", ".status.stepsTotal", "integer"),
-            _STATE,
             _AGE,
+            _MESSAGE,
         ),
         spec_rules=(
             (
                 "self.stages.all(s, self.stages.exists_one(t, t.name == s.name))",
                 "stage names must be unique",
             ),
-            ("self.storage.uri == oldSelf.storage.uri", "storage.uri is immutable"),
+        ),
+        immutable=("storage.uri", "model.preset"),
+        defaulted_objects=("model",),
+        root_rules=tuple(
+            childnames.curriculum_rules(
+                StageDefaults.model_fields["max_restarts"].default,
+                StageDefaults.model_fields["nodes"].default,
+            )
         ),
     ),
 }

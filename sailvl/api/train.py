@@ -28,6 +28,8 @@ from .presets import MODEL_LIMITS, ModelSize, Module, StageName, stage_preset
 
 
 class ModelRef(ApiModel):
+    """The SAIL-VL model: its size preset and where its weights come from."""
+
     preset: ModelSize = Field(default="2b", description="Model size preset: tiny, 2b, 8b.")
     vision: Uri | None = Field(default=None, description="Vision encoder (stage-1 init).")
     llm: Uri | None = Field(default=None, description="Language model (stage-1 init).")
@@ -50,9 +52,15 @@ class DataSource(ApiModel):
     )
 
     name: str | None = Field(default=None, max_length=63)
+    """Label of this source in logs and metrics; default: derived from the URI."""
     uri: Uri | None = None
+    """Dataset folder (manifest.json plus Parquet shards): file://, s3:// or hdfs://."""
     from_step: DnsLabel | None = None
+    """Curriculum only: use the output dataset of this earlier step (e.g. caption) instead of a
+    URI."""
     weight: float = Field(default=1.0, gt=0)
+    """Relative sampling weight in the mixture (> 0; default 1): each sample is drawn from this
+    source with probability weight / sum of weights."""
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSource:
@@ -77,8 +85,11 @@ class Budget(ApiModel):
     )
 
     tokens: int | None = Field(default=None, ge=1)
+    """Train until this many tokens (text plus visual) have been consumed."""
     samples: int | None = Field(default=None, ge=1)
+    """Train on this many samples (conversations), rounded to whole steps of globalBatch."""
     steps: int | None = Field(default=None, ge=1)
+    """Train for this many optimizer steps."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Budget:
@@ -88,59 +99,114 @@ class Budget(ApiModel):
 
 
 class Packing(ApiModel):
+    """Packing: the samples of a micro-batch are concatenated into rows of at most maxTokens
+    tokens (the paper's stream accumulator)."""
+
     enabled: bool = True
+    """Pack samples into rows (default true); false: one sample per row."""
     max_tokens: PositiveInt = Field(default=16384, ge=64, description="Tokens per packed row.")
     max_images: PositiveInt = Field(default=64, description="Images per packed row.")
     loss_weighting: Literal["token", "sample", "square"] = "square"
+    """How per-token losses are averaged: token (every token equal), sample (every sample equal)
+    or square (weight 1/sqrt(tokens), InternVL's default). Default square."""
 
 
 class Optimizer(ApiModel):
+    """AdamW with linear warm-up and cosine decay."""
+
     lr: float | None = Field(default=None, gt=0, le=1, description="Peak LR (preset if unset).")
     min_lr_ratio: float = Field(default=0.0, ge=0, le=1)
+    """Final learning rate as a fraction of lr (0 to 1; default 0)."""
     warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
+    """Fraction of the steps spent warming up linearly to lr (0 to <1; default 0.03)."""
     weight_decay: float = Field(default=0.05, ge=0)
+    """AdamW weight decay (default 0.05)."""
     betas: list[float] = Field(default_factory=lambda: [0.9, 0.999], min_length=2, max_length=2)
+    """AdamW betas, two numbers (default [0.9, 0.999])."""
     grad_clip: float = Field(default=1.0, gt=0)
+    """Gradient-norm clipping threshold (> 0; default 1.0)."""
 
 
 class DeepSpeedSettings(ApiModel):
+    """DeepSpeed engine settings."""
+
     zero_stage: Literal[1, 2, 3] = 2
+    """ZeRO stage: 1 (optimizer states), 2 (plus gradients) or 3 (plus parameters) sharded over
+    the devices. Default 2."""
     precision: Literal["bf16", "fp16", "fp32", "auto"] = "auto"
+    """Training precision: bf16, fp16, fp32, or auto (bf16 where the device supports it, else
+    fp32). Default auto."""
 
 
 class CheckpointSettings(ApiModel):
+    """When step checkpoints are written and how many are kept."""
+
     interval_steps: PositiveInt = 500
+    """Write <output>/step-<n>/ every this many steps (default 500); a restarted pod group
+    resumes from the newest."""
     keep: PositiveInt = Field(default=3, description="Step checkpoints retained.")
 
 
 class TrainStageSpec(ApiModel):
     preset: StageName | None = Field(default=None, description="Table 3 stage preset.")
     model: ModelRef = Field(default_factory=ModelRef)
+    """The model: size preset (immutable) and initial weights."""
     trainable: list[Module] | None = Field(default=None, min_length=1, max_length=3)
+    """Modules that are trained: vision, projector, llm; the rest is frozen. Default: the
+    preset's (Table 3)."""
     data: list[DataSource] = Field(min_length=1, max_length=64)
+    """The datasets of this stage's mixture (1 to 64)."""
     max_tiles: int | None = Field(default=None, ge=1, description="Largest tile grid (i*j).")
     use_thumbnail: bool = True
+    """Add a whole-image thumbnail tile to images split into several tiles (InternVL dynamic
+    resolution; default true)."""
     packing: Packing = Field(default_factory=Packing)
+    """Sequence packing of each micro-batch."""
     budget: Budget
+    """How long to train: exactly one of tokens, samples, steps."""
     optimizer: Optimizer = Field(default_factory=Optimizer)
+    """Optimizer and learning-rate schedule."""
     global_batch: int | None = Field(default=None, ge=1, description="Samples per step.")
     micro_batch: PositiveInt = Field(default=1, description="Packed rows per device step.")
     deepspeed: DeepSpeedSettings = Field(default_factory=DeepSpeedSettings)
+    """DeepSpeed ZeRO stage and precision."""
     accelerator: Accelerator = "nvidia"
+    """Accelerator kind: nvidia (requests nvidia.com/gpu), ascend (huawei.com/Ascend910, HCCL)
+    or cpu (no device). Default nvidia."""
     accelerator_type: AcceleratorType | None = None
+    """Ascend only: value of the accelerator-type node label (910 vs 910B); '' for any."""
     nodes: int = Field(default=1, ge=1, le=4096)
+    """Pods in the group, one per node (1 to 4096); rank = Job completion index."""
     devices_per_node: int = Field(default=8, ge=1, le=16)
+    """Accelerators (and training processes) per pod (1 to 16; default 8)."""
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
-    output: Uri
+    """Step checkpoint interval and retention."""
+    output: Uri = Field(
+        description="Where checkpoints go (immutable): <output>/step-<n>/ while training, "
+        "<output>/final/ (Hugging Face format) at the end."
+    )
     seed: int = Field(default=1234, ge=0)
+    """Random seed of data order and initialisation (default 1234)."""
     max_restarts: int = Field(default=3, ge=0, le=100)
+    """Group restarts after a failed pod before the stage fails with MaxRestartsExceeded (0 to
+    100; default 3). Each restart resumes from the newest checkpoint."""
     suspend: bool = False
+    """Suspend the stage: its Job is suspended (pods deleted) until this is set back to false;
+    phase Suspended."""
     active_deadline_seconds: int | None = Field(default=None, ge=1)
+    """Fail an attempt that runs longer than this many seconds (DeadlineExceeded, no restart).
+    Unset: no limit."""
     ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
+    """Delete the finished Job (and its pods) this many seconds after it ends. Unset: kept."""
     queue: Queueing = Field(default_factory=Queueing)
+    """Kueue queue and Volcano / coscheduling gang settings."""
     storage_secret: StorageSecretRef | None = None
+    """Secret with the object-store credentials; its keys become the pods' AWS_* variables.
+    Unset: the pods use their own identity (e.g. IRSA) or none."""
     resources: Resources = Field(default_factory=Resources)
+    """Container resources beyond the accelerator, which the operator requests itself."""
     template: PodOverlay = Field(default_factory=PodOverlay)
+    """Additions to every pod of this resource: placement, volumes, env, labels."""
 
     @model_validator(mode="after")
     def _check(self) -> TrainStageSpec:
@@ -207,12 +273,23 @@ class _Resolved(ApiModel):
 
 class TrainStageStatus(CommonStatus):
     step: int | None = None
+    """Optimizer steps done (reported by rank 0)."""
     total_steps: int | None = None
+    """Steps the budget amounts to."""
     tokens: int | None = None
+    """Tokens consumed so far (text plus visual)."""
     samples: int | None = None
+    """Samples consumed so far."""
     loss: float | None = None
+    """Training loss of the last logged step."""
     tokens_per_second: float | None = None
+    """Training throughput over all devices, tokens per second."""
     last_checkpoint: str | None = None
+    """URI of the newest step checkpoint."""
     final_checkpoint: str | None = None
+    """URI of the final checkpoint (<output>/final), set on success."""
     restarts: int = 0
+    """Group restarts so far (the current attempt's number); counted by the operator from the
+    Jobs it created."""
     job_name: str | None = None
+    """Name of the current attempt's Job (<name>-<attempt>)."""
