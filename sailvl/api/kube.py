@@ -176,6 +176,4 @@ def _resource_name(name: str) -> str | None:
     prefix = name.split("/", 1)[0]
     if qualified_name(name) or "." not in prefix:
         return f"resource {name!r} must be a fully qualified name (domain/name)"
-    if prefix == "kubernetes.io" or prefix.endswith(".kubernetes.io"):
-        return f"resource {name!r}: the kubernetes.io domain is reserved"
     return None
