@@ -134,7 +134,7 @@ def _origin(cur: CurriculumSpec, step: Step, key: str, prefix: str) -> str:
     if key in _DEFAULTS and key not in given:
         return f"{prefix}.defaults"
     if key == "model" and i == 0:
-        return f"{prefix}.model"
+        return prefix  # the first stage starts from the curriculum's model
     return f"{prefix}.stages[{i}]"
 
 

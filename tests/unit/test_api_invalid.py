@@ -201,6 +201,7 @@ CASES = [
         "defaults.templ",
     ),
     ("cu-override-res", mutate(CU, "spec.stages.1.overrides", {"resources": LIM_GPU}), "overrides"),
+    ("cu-2b-no-llm", mutate(CU, "spec.model", {"preset": "2b"}), "spec.model.llm: model preset"),
     ("cu-stage-batch", mutate(CU, "spec.stages.1.globalBatch", 9), "spec.stages[1].globalBatch"),
     ("cu-defaults-world", mutate(CU, "spec.defaults.devicesPerNode", 3), "globalBatch 8 does not"),
     # --- the envelope
