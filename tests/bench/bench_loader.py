@@ -10,8 +10,11 @@ byte-level tokenizer). Two set-ups are timed:
   StreamingDataset iterated in the main thread (its own download threads);
 - DataLoader: both wrapped in torch DataLoader(num_workers=2, batch_size=None).
 
-Run: `python tests/bench/bench_loader.py [--samples N]`. Prints samples/s and ratios
-(sailvl / streaming); target >= 1.0x. Not a pass/fail test.
+Run: `python tests/bench/bench_loader.py [--samples N] [--rounds R]`. Prints samples/s
+and ratios (sailvl / streaming); target >= 1.0x; writes benchmarks/results/loader.json.
+The server is SeaweedFS (the run stops if it is not, unless SAILVL_TEST_S3=moto asks
+for moto, which the result then records). Not a pass/fail test; the quick ratio test
+in `make test` calls `measure` at a small size.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 from sailvl.data.dataset import WriterConfig  # noqa: E402
 from sailvl.data.synthetic import SyntheticConfig, make_sample, write_synthetic  # noqa: E402
-from tests.fixtures.s3server import start_s3_server  # noqa: E402
+from tests.bench.results import spread, write_result  # noqa: E402
+from tests.fixtures.s3server import assert_server_is_expected, start_s3_server  # noqa: E402
 
 # HF fast tokenizers raise "Already borrowed" when one instance encodes in two threads
 # at once: the reader's decode threads each get their own.
@@ -91,6 +95,7 @@ def write_mds(samples: list[dict[str, Any]], local: str, remote_client: Any, buc
 
 
 def timed(label: str, it: Any, n: int) -> float:
+    """Samples/s of one pass (every sample must arrive)."""
     t0 = time.perf_counter()
     count = tokens = 0
     for item in it:
@@ -104,28 +109,27 @@ def timed(label: str, it: Any, n: int) -> float:
     return n / dt
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--samples", type=int, default=1000)
-    ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
-    n = args.samples
-    server = start_s3_server()
+def measure(
+    server: Any, n: int, rounds: int, setups: tuple[str, ...] = ("in-process", "DataLoader")
+) -> dict[str, dict[str, list[float]]]:
+    """setup -> loader -> samples/s per round, both loaders on the same S3 data."""
+    from streaming.base.util import clean_stale_shared_memory
+    from torch.utils.data import DataLoader, IterableDataset
+
+    from sailvl.data.reader import ReaderConfig, StreamingReader
+
     tmp = tempfile.mkdtemp(prefix="bench-loader-")
+    env = server.env()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
-        os.environ.update(server.env())
         bucket = server.new_bucket("bench")
         cfg = SyntheticConfig(seed=11)
         write_synthetic(f"s3://{bucket}/sailvl", n, cfg, WriterConfig(max_samples_per_shard=200))
         write_mds(
             [make_sample(i, cfg) for i in range(n)], f"{tmp}/mds-src", server.client(), bucket
         )
-        print(
-            f"{n} synthetic samples ({server.kind} S3 at {server.endpoint}); decode+tile+tokenise each"
-        )
-        from streaming.base.util import clean_stale_shared_memory
-
-        from sailvl.data.reader import ReaderConfig, StreamingReader
+        print(f"{n} synthetic samples ({server.kind} S3 at {server.endpoint}, {server.identity})")
 
         def ours(workers: int = 1, threads: int = 2) -> StreamingReader:
             # In DataLoader workers the processes already use the cores: one decode thread.
@@ -133,7 +137,6 @@ def main() -> None:
             return StreamingReader([f"s3://{bucket}/sailvl"], rc, transform=sailvl_transform)
 
         work(make_sample(0, cfg)["images"][0], make_sample(0, cfg)["conversations"])  # warm imports
-        from torch.utils.data import DataLoader, IterableDataset
 
         class Wrap(IterableDataset):  # type: ignore[type-arg]
             def __init__(self, inner: Any) -> None:
@@ -150,33 +153,67 @@ def main() -> None:
             return MosaicTransform(f"s3://{bucket}/mds", f"{tmp}/cache-{tag}")
 
         # Alternate the order each round (A B, B A, ...) so load drift on a shared
-        # machine hits both loaders alike; report every round's ratio and the median.
-        setups = {
+        # machine hits both loaders alike.
+        makers = {
             "in-process": (lambda: ours(), lambda t: mosaic(t)),
-            "DataLoader(2 workers)": (
-                lambda: loader(ours(2, threads=1)),
-                lambda t: loader(mosaic(t)),
-            ),
+            "DataLoader": (lambda: loader(ours(2, threads=1)), lambda t: loader(mosaic(t))),
         }
-        for name, (make_ours, make_mosaic) in setups.items():
-            ratios = []
-            for r in range(args.rounds):
+        out: dict[str, dict[str, list[float]]] = {}
+        for name in setups:
+            make_ours, make_mosaic = makers[name]
+            got: dict[str, list[float]] = {"sailvl": [], "streaming": []}
+            for r in range(rounds):
                 runs = [
                     ("sailvl", make_ours),
                     ("streaming", lambda m=make_mosaic, t=f"{name}{r}": m(t)),  # type: ignore[misc]
                 ]
-                got = {}
                 for label, make in runs if r % 2 == 0 else runs[::-1]:
-                    got[label] = timed(f"{name} {label} (round {r})", make(), n)
-                ratios.append(got["sailvl"] / got["streaming"])
-            ratios.sort()
-            shown = ", ".join(f"{x:.2f}" for x in ratios)
-            print(
-                f"{name}: sailvl/streaming ratio median {ratios[len(ratios) // 2]:.2f}x ({shown})"
-            )
+                    got[label].append(timed(f"{name} {label} (round {r})", make(), n))
+            out[name] = got
+        return out
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    server = start_s3_server()
+    try:
+        assert_server_is_expected(server)  # SeaweedFS, unless SAILVL_TEST_S3=moto
+        rates = measure(server, args.samples, args.rounds)
+        kind, identity = server.kind, server.identity
     finally:
         server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    figures, ratios = {}, {}
+    for name, got in rates.items():
+        ratios[name] = [a / b for a, b in zip(got["sailvl"], got["streaming"], strict=True)]
+        for label, values in got.items():
+            figures[f"{name} {label}"] = spread(values, "samples/s")
+        figures[f"{name} sailvl / streaming"] = spread(ratios[name], "x")
+        r = spread(ratios[name])
+        print(
+            f"{name}: sailvl/streaming ratio median {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})"
+        )
+    write_result(
+        "loader",
+        title="Loader vs MosaicML streaming on S3 (decode + tile + tokenise)",
+        inputs={"samples": args.samples, "rounds": args.rounds, "s3": f"{kind} ({identity})"},
+        figures=figures,
+        ratio={
+            "name": "sailvl / streaming samples/s, in-process",
+            "target": ">= 1.0x",
+            **spread(ratios["in-process"]),
+        },  # fmt: skip
+        notes="DataLoader(2 workers) ratios are in the figures",
+    )
 
 
 if __name__ == "__main__":

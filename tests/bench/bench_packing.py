@@ -1,10 +1,10 @@
 """Benchmark: packed rows (stream accumulator + sailvl_packed attention) vs pad-to-longest.
 
-Run: python tests/bench/bench_packing.py [--samples 96] [--rounds 2] [--hf-mask] [--threads 1]
+Run: python tests/bench/bench_packing.py [--samples 96] [--rounds 3] [--hf-mask] [--threads 1]
 
 Same samples, same tiny SAIL-VL model, training steps (forward + backward) on CPU, both
-measured side by side in one run (their steps are interleaved; the best of the rounds
-counts). Sample lengths are log-uniform in 32..512 tokens; the packing budget is
+measured side by side in one run (their steps are interleaved; each round gives one
+ratio, and min / median / max over the rounds go to benchmarks/results/packing.json). Sample lengths are log-uniform in 32..512 tokens; the packing budget is
 2048 tokens; the padded baseline takes micro-batches of consecutive samples sized so a
 step holds about as many real tokens as a packed row, padded to the longest with a 2D
 attention mask (transformers' SDPA). Prints real tokens/s of each, the ratio (target
@@ -23,14 +23,20 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
+import statistics
+import sys
 import time
 
 import torch
 
-from sailvl.data.packing import IGNORE_INDEX, Config, StreamAccumulator, packed_loss
-from sailvl.model.attention import use_packed_attention
-from sailvl.model.build import build_model
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from sailvl.data.packing import IGNORE_INDEX, Config, StreamAccumulator, packed_loss  # noqa: E402
+from sailvl.model.attention import use_packed_attention  # noqa: E402
+from sailvl.model.build import build_model  # noqa: E402
+from tests.bench.results import spread, write_result  # noqa: E402
 
 BUDGET = 2048
 
@@ -91,70 +97,110 @@ def timed_step(model, attn: str, step, batch) -> float:
     return time.perf_counter() - start
 
 
-def interleaved(model, methods, rounds: int) -> dict[str, float]:
-    """Seconds per method for one pass over its batches, best of `rounds`.
+def interleaved(model, methods, rounds: int) -> dict[str, list[float]]:
+    """Seconds per method for one pass over its batches, one value per round.
 
     Steps of the methods are interleaved (packed row i, padded batch i, ...) so a change
     in machine load hits every method alike instead of whichever ran during it."""
     for _, attn, step, batches in methods:  # warm-up
         timed_step(model, attn, step, batches[0])
-    best = {name: math.inf for name, *_ in methods}
+    per_round: dict[str, list[float]] = {name: [] for name, *_ in methods}
     for _ in range(rounds):
-        spent = dict.fromkeys(best, 0.0)
+        spent = dict.fromkeys(per_round, 0.0)
         for i in range(max(len(m[3]) for m in methods)):
             for name, attn, step, batches in methods:
                 if i < len(batches):
                     spent[name] += timed_step(model, attn, step, batches[i])
-        best = {name: min(best[name], spent[name]) for name in best}
-    return best
+        for name in per_round:
+            per_round[name].append(spent[name])
+    return per_round
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=96)
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--hf-mask", action="store_true")
-    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)  # oversubscribed shared CPUs make timings erratic
-
+def measure(samples: int, rounds: int, seed: int = 0, hf_mask: bool = False) -> dict:
+    """Build both inputs from the same samples and time them; the quick test calls this."""
     model = build_model("tiny", dtype=torch.float32, seed=0)
     model.train()
-    samples = make_samples(args.samples, args.seed, vocab=256)
-    real = sum(s["input_ids"].numel() for s in samples)
+    data = make_samples(samples, seed, vocab=256)
+    real = sum(s["input_ids"].numel() for s in data)
 
     acc = StreamAccumulator(Config(max_tokens=BUDGET, max_buffers=16, close_slack=32))
-    rows = list(acc.pack(samples, flush=False))  # rows emitted while streaming
+    rows = list(acc.pack(data, flush=False))  # rows emitted while streaming
     steady_waste = 1 - sum(r.num_real_tokens for r in rows) / (len(rows) * BUDGET)
     rows += acc.pack([], flush=True)  # the end-of-stream flush: partly filled rows
-    assert acc.stats.samples_packed == len(samples) and acc.stats.real_tokens == real
+    assert acc.stats.samples_packed == len(data) and acc.stats.real_tokens == real
     fill_waste = 1 - real / (len(rows) * BUDGET)
 
-    batch_size = max(1, round(real / len(rows) / (real / len(samples))))  # ~ tokens of a row
-    padded = padded_batches(samples, batch_size)
+    batch_size = max(1, round(real / len(rows) / (real / len(data))))  # ~ tokens of a row
+    padded = padded_batches(data, batch_size)
     computed = sum(b["input_ids"].numel() for b in padded)
     pad_waste = 1 - real / computed
 
     methods = [("packed", "sailvl_packed", train_step_packed, rows)]
     methods.append(("padded", "sdpa", train_step_padded, padded))
-    if args.hf_mask:
+    if hf_mask:
         methods.append(("hf-mask", "sdpa", train_step_hf_mask, rows))
-    best = interleaved(model, methods, args.rounds)
+    seconds = interleaved(model, methods, rounds)
+    ratios = [pad / pack for pad, pack in zip(seconds["padded"], seconds["packed"], strict=True)]
+    return {
+        "samples": len(data), "real_tokens": real, "rows": len(rows), "batches": len(padded),
+        "batch_size": batch_size, "steady_waste": steady_waste, "fill_waste": fill_waste,
+        "pad_waste": pad_waste, "seconds": seconds, "ratios": ratios,
+    }  # fmt: skip
 
-    print(f"samples {len(samples)}, real tokens {real}, lengths log-uniform 32..512")
-    print(f"packed : {len(rows)} rows of <= {BUDGET} tokens, fill waste {fill_waste:.2%}")
-    print(f"padded : {len(padded)} batches of {batch_size}, padding waste {pad_waste:.2%}")
-    for name in best:
-        print(f"{name:7s}: {real / best[name]:10.0f} real tokens/s ({best[name]:.2f} s)")
-    ratio = best["padded"] / best["packed"]
-    print(f"ratio packed / padded real tokens/s: {ratio:.2f}x (target >= 1.8x)")
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=96)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hf-mask", action="store_true")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)  # oversubscribed shared CPUs make timings erratic
+    m = measure(args.samples, args.rounds, args.seed, args.hf_mask)
+    real, seconds = m["real_tokens"], m["seconds"]
+
+    print(f"samples {m['samples']}, real tokens {real}, lengths log-uniform 32..512")
+    print(f"packed : {m['rows']} rows of <= {BUDGET} tokens, fill waste {m['fill_waste']:.2%}")
     print(
-        f"packing padding waste: {steady_waste:.2%} of the budget in rows emitted while "
-        f"streaming (target <= 3%); {fill_waste:.2%} counting the end-of-stream flush"
+        f"padded : {m['batches']} batches of {m['batch_size']}, padding waste {m['pad_waste']:.2%}"
     )
+    for name, values in seconds.items():
+        best = min(values)
+        print(f"{name:7s}: {real / best:10.0f} real tokens/s (best {best:.2f} s)")
+    ratio = spread(m["ratios"])
+    print(
+        f"ratio packed / padded real tokens/s: median {ratio['median']:.2f}x "
+        f"(min {ratio['min']:.2f}, max {ratio['max']:.2f}; target >= 1.8x)"
+    )
+    print(
+        f"packing padding waste: {m['steady_waste']:.2%} of the budget in rows emitted while "
+        f"streaming (target <= 3%); {m['fill_waste']:.2%} counting the end-of-stream flush"
+    )
+    figures = {
+        f"{name} real tokens/s": spread([real / x for x in values], "tokens/s")
+        for name, values in seconds.items()
+    }
+    figures["packing waste (streaming rows)"] = spread([m["steady_waste"] * 100], "%")
+    figures["padding waste (padded)"] = spread([m["pad_waste"] * 100], "%")
     if args.hf_mask:
-        print(f"ratio hf-mask / padded: {best['padded'] / best['hf-mask']:.2f}x")
+        hf = [pad / h for pad, h in zip(seconds["padded"], seconds["hf-mask"], strict=True)]
+        print(f"ratio hf-mask / padded: {statistics.median(hf):.2f}x")
+        figures["hf-mask / padded"] = spread(hf, "x")
+    write_result(
+        "packing",
+        title="Packed vs padded training steps (tiny model, CPU)",
+        inputs={
+            "samples": m["samples"],
+            "rounds": args.rounds,
+            "seed": args.seed,
+            "threads": args.threads,
+            "budget_tokens": BUDGET,
+            "real_tokens": real,
+        },  # fmt: skip
+        figures=figures,
+        ratio={"name": "packed / padded real tokens/s", "target": ">= 1.8x", **ratio},
+    )
 
 
 if __name__ == "__main__":
