@@ -50,8 +50,12 @@ crds: venv
 cluster: venv tools
 	$(BIN)/python -m tests.cluster.controlplane.harness
 
+# Each bench writes benchmarks/results/<bench>.json; the table in benchmarks/README.md
+# is regenerated from those files (BENCHES=tests/bench/bench_packing.py runs just one).
+BENCHES ?= $(wildcard tests/bench/bench_*.py)
 bench: venv
-	for f in tests/bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	for f in $(BENCHES); do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	$(BIN)/python tests/bench/report.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
