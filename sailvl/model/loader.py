@@ -11,6 +11,12 @@ Three starting points, chosen by `ModelConfig`:
   lacks them, and the embeddings grow if it outgrew them.
 - nothing: a random model of the preset (the tiny demo); the tiny tokenizer is built
   locally. 2b / 8b need a tokenizer, so they need `llm_uri` or `init_uri`.
+
+Layouts are detected from each folder's config.json (`sailvl.model.layout`): an
+original InternVL-Chat folder as `init_uri`, or an original InternViT folder as
+`vision_uri`, is converted in memory. Every load is strict: a checkpoint that lacks a
+weight the model has, or holds one it does not, raises `IncompleteCheckpoint` with the
+names, instead of leaving a tensor randomly initialised.
 """
 
 from __future__ import annotations
@@ -74,11 +80,14 @@ def load_pretrained(
 
     from sailvl.model.build import fit_embeddings
     from sailvl.model.checkpoint import localize
+    from sailvl.model.layout import load_native
 
     with localize(uri) as path:
-        model = InternVLForConditionalGeneration.from_pretrained(
+        model = load_native(
             path, dtype=_torch_dtype(dtype), attn_implementation=attn_implementation
         )
+        if not isinstance(model, InternVLForConditionalGeneration):
+            raise ValueError(f"init_uri: {uri} holds a vision tower alone; give it as model.vision")
         tokenizer = load_tokenizer(path)
     fit_embeddings(model, tokenizer)
     return model, tokenizer
@@ -112,6 +121,7 @@ def load_from_parts(config: ModelConfig) -> tuple[Any, Any]:
 
     from sailvl.model.build import build_config, fit_embeddings
     from sailvl.model.checkpoint import localize
+    from sailvl.model.layout import check_loading, load_native
     from sailvl.model.tokenizer import build_tiny_tokenizer
 
     dtype = _torch_dtype(config.dtype)
@@ -119,17 +129,23 @@ def load_from_parts(config: ModelConfig) -> tuple[Any, Any]:
     torch.manual_seed(config.seed)
     if config.vision_uri:
         with localize(config.vision_uri) as path:
-            vision = InternVLVisionModel.from_pretrained(
-                path, dtype=dtype, attn_implementation=config.attn_implementation
+            vision = load_native(path, dtype=dtype, attn_implementation=config.attn_implementation)
+        if not isinstance(vision, InternVLVisionModel):
+            raise ValueError(
+                f"vision_uri: {config.vision_uri} is a whole model, not a vision tower"
             )
         cfg.vision_config = vision.config
     else:
         vision = InternVLVisionModel(cfg.vision_config).to(dtype)
     if config.llm_uri:
         with localize(config.llm_uri) as path:
-            llm = AutoModelForCausalLM.from_pretrained(
-                path, dtype=dtype, attn_implementation=config.attn_implementation
+            llm, info = AutoModelForCausalLM.from_pretrained(
+                path,
+                dtype=dtype,
+                attn_implementation=config.attn_implementation,
+                output_loading_info=True,
             )
+            check_loading(info, config.llm_uri)
             tokenizer = load_tokenizer(path)
         cfg.text_config = llm.config
         cfg.tie_word_embeddings = bool(llm.config.tie_word_embeddings)

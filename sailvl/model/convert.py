@@ -1,0 +1,206 @@
+"""Checkpoint layouts: the original InternVL (remote-code) layout <-> transformers' native one.
+
+The field publishes SAIL-VL's starting points in the layout of InternVL's own code
+(`trust_remote_code` folders): InternVL-Chat checkpoints (`vision_model.*`, `mlp1.*`,
+`language_model.*`, a config with `vision_config` / `llm_config`) and InternViT alone
+(`embeddings.*`, `encoder.layers.*`, model_type `intern_vit_6b`). The suite runs
+transformers' native InternVL classes, whose names differ; this module maps names,
+tensors and configs between the two, both ways, as pure functions over dicts (no I/O;
+folders are `sailvl.model.layout`'s job).
+
+Names. Everything but the vision blocks is a prefix swap (`_CHAT_PREFIXES`). The
+InternViT blocks are renamed by `_VISION_RULES`, one table read in both directions: each
+row is a pair of name templates where `{i}` is a layer index and `{p}` weight | bias. The
+one structural difference is attention: the original fuses query, key and value into
+one `attn.qkv` Linear (output rows q | k | v, the order its forward unbinds them in);
+the native model has `q_proj`, `k_proj`, `v_proj`. Splitting takes equal thirds of the
+rows; fusing concatenates them back, so a round trip is bit-exact. Layer scales `ls1` /
+`ls2` are `lambda_1` / `lambda_2`, `norm1` / `norm2` are `layernorm_before` / `_after`.
+A name no rule knows raises (listing every such name) instead of being dropped.
+
+transformers ships the InternVL conversion as a script outside the wheel; the installed
+release maintains only `InternVLForConditionalGeneration._checkpoint_conversion_mapping`
+(its own legacy top-level names), which `native_names` applies. The rest is here.
+
+Configs. InternViT fields map onto `InternVLVisionConfig` (`qkv_bias` ->
+`attention_bias`, `qk_normalization` -> `use_qk_norm`, `initializer_factor` ->
+`layer_scale_init_value`, square sizes -> `[s, s]`); no final LayerNorm
+(`use_mean_pooling: true`), as InternViT has none. The chat config's `llm_config` becomes
+`text_config`, `select_layer` -> `vision_feature_layer`, `force_image_size` overrides the
+tile size as InternVLChatModel does. Only `ps_version: v2` is accepted: the native pixel
+shuffle is v2, and a v1 checkpoint would load without error and see transposed images.
+Fields the native config has no place for (template, dynamic tiling limits, ...) travel
+in `internvl_chat_fields` so an export gives them back.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+NATIVE = "native"  # InternVLForConditionalGeneration
+NATIVE_VISION = "native-vision"  # InternVLVisionModel alone
+CHAT = "internvl-chat"  # original InternVLChatModel (also SAIL-VL's published layout)
+INTERNVIT = "internvit"  # original InternVisionModel alone
+OTHER = "other"  # anything else (a Qwen2 folder): loaded as it is
+
+# (original, native) name templates inside the vision tower; `{i}` layer, `{p}` weight|bias.
+_VISION_RULES: list[tuple[str, str]] = [
+    ("embeddings.class_embedding", "embeddings.cls_token"),
+    ("embeddings.position_embedding", "embeddings.position_embeddings"),
+    ("embeddings.patch_embedding.{p}", "embeddings.patch_embeddings.projection.{p}"),
+    ("encoder.layers.{i}.attn.proj.{p}", "encoder.layer.{i}.attention.projection_layer.{p}"),
+    ("encoder.layers.{i}.attn.q_norm.weight", "encoder.layer.{i}.attention.q_norm.weight"),
+    ("encoder.layers.{i}.attn.k_norm.weight", "encoder.layer.{i}.attention.k_norm.weight"),
+    ("encoder.layers.{i}.ls1", "encoder.layer.{i}.lambda_1"),
+    ("encoder.layers.{i}.ls2", "encoder.layer.{i}.lambda_2"),
+    ("encoder.layers.{i}.norm1.{p}", "encoder.layer.{i}.layernorm_before.{p}"),
+    ("encoder.layers.{i}.norm2.{p}", "encoder.layer.{i}.layernorm_after.{p}"),
+    ("encoder.layers.{i}.mlp.fc1.{p}", "encoder.layer.{i}.mlp.fc1.{p}"),
+    ("encoder.layers.{i}.mlp.fc2.{p}", "encoder.layer.{i}.mlp.fc2.{p}"),
+]
+_QKV = ("encoder.layers.{i}.attn.qkv.{p}", "encoder.layer.{i}.attention.{x}_proj.{p}")
+
+# (original, native) prefixes of an InternVL-Chat checkpoint; mlp1 is
+# Sequential(LayerNorm, Linear, GELU, Linear): indices 0, 1, 3 hold weights.
+_CHAT_PREFIXES: list[tuple[str, str]] = [
+    ("vision_model.", "model.vision_tower."),
+    ("mlp1.0.", "model.multi_modal_projector.layer_norm."),
+    ("mlp1.1.", "model.multi_modal_projector.linear_1."),
+    ("mlp1.3.", "model.multi_modal_projector.linear_2."),
+    ("language_model.model.", "model.language_model."),
+    ("language_model.lm_head.", "lm_head."),
+]
+
+
+def _regex(template: str) -> re.Pattern[str]:
+    pattern = re.escape(template)
+    pattern = pattern.replace(r"\{i\}", r"(?P<i>\d+)").replace(r"\{p\}", r"(?P<p>weight|bias)")
+    pattern = pattern.replace(r"\{x\}", r"(?P<x>[qkv])")
+    return re.compile(pattern + r"\Z")
+
+
+_TO_NATIVE = [(_regex(o), n) for o, n in _VISION_RULES]
+_TO_ORIGINAL = [(_regex(n), o) for o, n in _VISION_RULES]
+_QKV_ORIGINAL, _QKV_NATIVE = _regex(_QKV[0]), _regex(_QKV[1])
+
+
+def _unknown(names: list[str], where: str) -> None:
+    if names:
+        raise ValueError(f"{where}: {len(names)} weight name(s) no mapping knows: {sorted(names)}")
+
+
+def vision_to_native(state: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """InternViT tensors (names after `prefix`) -> InternVLVisionModel names; qkv split."""
+    out: dict[str, Any] = {}
+    unknown = []
+    for name, tensor in state.items():
+        m = _QKV_ORIGINAL.match(name)
+        if m:
+            q, k, v = tensor.chunk(3, dim=0)
+            for x, part in zip("qkv", (q, k, v), strict=True):
+                out[prefix + _QKV[1].format(i=m["i"], p=m["p"], x=x)] = part.clone()
+            continue
+        for rx, template in _TO_NATIVE:
+            m = rx.match(name)
+            if m:
+                out[prefix + template.format(**m.groupdict())] = tensor
+                break
+        else:
+            unknown.append(name)
+    _unknown(unknown, "InternViT")
+    return out
+
+
+def vision_to_original(state: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """InternVLVisionModel tensors -> InternViT names (`prefix` prepended); qkv fused."""
+    import torch
+
+    out: dict[str, Any] = {}
+    parts: dict[tuple[str, str], dict[str, Any]] = {}
+    unknown = []
+    for name, tensor in state.items():
+        m = _QKV_NATIVE.match(name)
+        if m:
+            parts.setdefault((m["i"], m["p"]), {})[m["x"]] = tensor
+            continue
+        for rx, template in _TO_ORIGINAL:
+            m = rx.match(name)
+            if m:
+                out[prefix + template.format(**m.groupdict())] = tensor
+                break
+        else:
+            unknown.append(name)
+    _unknown(unknown, "InternVL vision tower")
+    for (i, p), qkv in parts.items():
+        if set(qkv) != {"q", "k", "v"}:
+            raise ValueError(f"vision layer {i}: attention {p} has only {sorted(qkv)} of q, k, v")
+        out[prefix + _QKV[0].format(i=i, p=p)] = torch.cat([qkv["q"], qkv["k"], qkv["v"]], 0)
+    return out
+
+
+def native_names(state: dict[str, Any]) -> dict[str, Any]:
+    """A native InternVL state dict as saved (legacy top-level names) -> module names.
+
+    Uses the mapping the installed transformers maintains for exactly this
+    (`InternVLForConditionalGeneration._checkpoint_conversion_mapping`).
+    """
+    from transformers import InternVLForConditionalGeneration
+
+    mapping = InternVLForConditionalGeneration._checkpoint_conversion_mapping
+    out = {}
+    for name, tensor in state.items():
+        for pattern, repl in mapping.items():
+            new = re.sub(pattern, repl, name)
+            if new != name:
+                name = new
+                break
+        out[name] = tensor
+    return out
+
+
+def chat_to_native(state: dict[str, Any]) -> dict[str, Any]:
+    """InternVL-Chat tensors -> InternVLForConditionalGeneration module names."""
+    vision = {
+        k[len("vision_model.") :]: v for k, v in state.items() if k.startswith("vision_model.")
+    }
+    out = vision_to_native(vision, prefix="model.vision_tower.")
+    unknown = []
+    for name, tensor in state.items():
+        if name.startswith("vision_model."):
+            continue
+        for orig, native in _CHAT_PREFIXES[1:]:
+            if name.startswith(orig):
+                out[native + name[len(orig) :]] = tensor
+                break
+        else:
+            unknown.append(name)
+    _unknown(unknown, "InternVL-Chat")
+    return out
+
+
+def native_to_chat(state: dict[str, Any], *, tied: bool) -> dict[str, Any]:
+    """Native module names (see `native_names`) -> InternVL-Chat names; qkv fused.
+
+    With tied embeddings the LM head is written out anyway (a copy of the embeddings):
+    InternVLChatModel's `state_dict()` has it, and a server reading the folder weight by
+    weight then finds every name it asks for.
+    """
+    state = dict(state)
+    if tied and "lm_head.weight" not in state:
+        state["lm_head.weight"] = state["model.language_model.embed_tokens.weight"].clone()
+    pre = "model.vision_tower."
+    vision = {k[len(pre) :]: v for k, v in state.items() if k.startswith(pre)}
+    out = vision_to_original(vision, prefix="vision_model.")
+    unknown = []
+    for name, tensor in state.items():
+        if name.startswith(pre):
+            continue
+        for orig, native in _CHAT_PREFIXES[1:]:
+            if name.startswith(native):
+                out[orig + name[len(native) :]] = tensor
+                break
+        else:
+            unknown.append(name)
+    _unknown(unknown, "InternVL (native)")
+    return out
