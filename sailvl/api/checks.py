@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from . import childnames, kube, podspec
 from . import constants as c
-from . import kube, podspec
 from .caption import CaptionJobSpec
 from .common import PodOverlay, Queueing, Resources
 from .evalsuite import EvalSuiteSpec
@@ -184,9 +184,12 @@ def name_limit(kind: str, spec: Any) -> tuple[int, str]:
     ``<name>-<attempt>`` (attempt <= maxRestarts), pods with hostname
     ``<job>-<index>`` (index < nodes); CaptionJob / EvalSuite -> Job ``<name>-0`` with
     one index per shard. A hostname and the Job's ``job-name`` pod label must be DNS
-    labels of at most 63 characters.
+    labels of at most 63 characters. The suffix arithmetic is
+    :mod:`sailvl.api.childnames`, which also writes the CRDs' CEL rules: admission and
+    validation agree on every limit.
     """
     if isinstance(spec, TrainStageSpec):
+        suffix = childnames.train_suffix(spec.max_restarts, spec.nodes)
         tail = f"-{spec.max_restarts}-{spec.nodes - 1}"
         why = (
             f"its pods' hostnames <name>-<attempt>-<index> reach <name>{tail} with "
@@ -196,11 +199,12 @@ def name_limit(kind: str, spec: Any) -> tuple[int, str]:
         # An EvalSuite runs min(parallelism, benchmarks) pods; the CRD's CEL rule cannot
         # count a named suite's benchmarks, so both sides bound it by parallelism.
         shards = spec.parallelism
+        suffix = childnames.sharded_suffix(shards)
         tail = f"-0-{shards - 1}"
         why = f"its pods' hostnames <name>-0-<index> reach <name>{tail} with {shards} pods"
     else:
         return kube.MAX_LABEL, "it is a label value on every child"
-    return kube.MAX_LABEL - len(tail), why + f" (at most {kube.MAX_LABEL} characters)"
+    return kube.MAX_LABEL - suffix, why + f" (at most {kube.MAX_LABEL} characters)"
 
 
 def name_problems(kind: str, name: str, spec: Any, what: str = "the name") -> list[str]:

@@ -17,10 +17,12 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
+from . import childnames
+
 Problem = tuple[str, str]
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_LABEL = re.compile(childnames.DNS1123_LABEL)
+DNS1035_LABEL = re.compile(childnames.DNS1035_LABEL)  # a letter first (Service names)
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -36,7 +38,7 @@ _DECIMAL = {
     "m": Fraction(1, 1000),
     **{s: Fraction(10) ** (3 * (i + 1)) for i, s in enumerate("kMGTPE")},
 }
-MAX_LABEL = 63
+MAX_LABEL = childnames.MAX_LABEL
 STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
 
 
