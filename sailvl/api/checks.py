@@ -81,6 +81,14 @@ def _train(spec: TrainStageSpec) -> list[tuple[str, str]]:
                 )
             )
     m = spec.model
+    if m.init and (m.vision or m.llm):  # the model loader refuses both (sailvl.model.loader)
+        out.append(
+            (
+                ".model.init",
+                "set model.init (a whole SAIL-VL checkpoint) or model.vision / model.llm "
+                "(its parts), not both",
+            )
+        )
     if m.preset != "tiny" and not (m.init or m.llm):
         out.append(
             (

@@ -15,6 +15,7 @@ ES_CPU = eval_suite(accelerator="cpu", devicesPerPod=0)
 CU_FINAL = mutate(CU, "spec.stages.1.eval", {"benchmarks": [{"name": "synth-ocr"}]})
 CU_UNDERSTAND = mutate(CU, "spec.stages.0.eval", {"suite": "understanding"})
 CJ_ASCEND_0 = {"accelerator": "ascend", "devicesPerPod": 0}
+MODEL_BOTH = {"preset": "tiny", "init": "s3://m/full", "llm": "s3://m/llm"}
 LIM_GPU = {"limits": {"nvidia.com/gpu": 1}}
 LIM_ASCEND = {"limits": {"huawei.com/Ascend910": 8}}
 REQ_OVER = {"requests": {"memory": "32Gi"}, "limits": {"memory": "16Gi"}}
@@ -124,6 +125,7 @@ CASES = [
     # or the trainer would refuse later, refused before any child exists.
     ("ts-fromstep-alone", mutate(TS, "spec.data", [{"fromStep": "caption"}]), "data[0].fromStep"),
     ("ts-8b-no-llm", mutate(TS, "spec.model", {"preset": "2b"}), "spec.model.llm"),
+    ("ts-init-and-parts", mutate(TS, "spec.model", MODEL_BOTH), "spec.model.init: set model.init"),
     ("ts-batch-world", mutate(TS, "spec.devicesPerNode", 3), "spec.globalBatch"),
     ("ts-two-accels", mutate(TS_NV, "spec.resources", LIM_ASCEND), "limits[huawei.com/Ascend910]"),
     ("ts-cpu-gpus", mutate(TS, "spec.resources", LIM_GPU), "limits[nvidia.com/gpu]"),
