@@ -3,9 +3,12 @@ the local executor.
 
 Steps run in this order: ``caption`` (optional), then for each stage the stage itself
 and, when it has one, ``<stage>-eval``; then ``final-eval`` (optional). A step's child is
-named ``<curriculum>-<step>``; its output lives under ``<storage.uri>/<step>/``. A stage
-starts from the previous stage's ``<output>/final/`` checkpoint (the first stage from
-``model.init`` or ``model.vision`` + ``model.llm``).
+named ``<curriculum>-<step>``; its output lives under ``<storage.uri>/<step>/`` unless
+a stage's ``overrides.output`` moves it (:func:`stage_output`). A stage starts from the
+previous stage's ``<output>/final/`` checkpoint (the first stage from ``model.init`` or
+``model.vision`` + ``model.llm``), and a stage's eval reads the same checkpoint.
+Generated step names never collide with stage names (refused by
+:mod:`sailvl.api.curriculum_checks`), so each step has exactly one child.
 """
 
 from __future__ import annotations
