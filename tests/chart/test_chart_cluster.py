@@ -37,6 +37,8 @@ def can(k: Kubectl, sa: str, *args: str) -> bool:
 
 
 def install(k: Kubectl, render: Renderer, values: dict[str, Any], ns: str) -> str:
+    # The CRDs first (idempotent): `can-i` on a kind the API server does not know says no.
+    k.apply(Path(REPO / "charts" / "sailvl-operator" / "crds"), server_side=True)
     docs = builtin(render(values, namespace=ns))
     k.apply(*docs, server_side=True)
     return f"system:serviceaccount:{ns}:{values['fullnameOverride']}"
@@ -172,5 +174,33 @@ def test_operator_runs_a_curriculum_as_the_chart_service_account(
         assert kubectl.get("role", "sailvl-job", work) is None
     finally:
         kubectl("delete", "clusterrole,clusterrolebinding", full, check=False)
+        for suffix in ("job", "editor", "viewer", "crd-discovery"):
+            kubectl("delete", "clusterrole,clusterrolebinding", f"{full}-{suffix}", check=False)
+
+
+def test_namespaced_scope_binds_the_job_role_only_where_it_watches(
+    kubectl: Kubectl,  # noqa: F811
+    namespace: str,  # noqa: F811
+    render: Renderer,
+) -> None:
+    """In scope "namespaces" the `bind` grant sits in each watched namespace's Role: the
+    API server's escalation check honours it there and nowhere else."""
+    watched, other = kubectl.create_namespace("w"), kubectl.create_namespace("o")
+    full = f"op-{namespace}"
+    values = {"fullnameOverride": full, **SCENARIOS["namespaced"], "watchNamespaces": [watched]}
+    sa = install(kubectl, render, values, namespace)
+    try:
+        kubectl(
+            "create", "-f", "-", f"--as={sa}", input=yaml.safe_dump(binding(watched, f"{full}-job"))
+        )
+        with pytest.raises(KubectlError, match="forbidden"):
+            kubectl(
+                "create",
+                "-f",
+                "-",
+                f"--as={sa}",
+                input=yaml.safe_dump(binding(other, f"{full}-job")),
+            )
+    finally:
         for suffix in ("job", "editor", "viewer", "crd-discovery"):
             kubectl("delete", "clusterrole,clusterrolebinding", f"{full}-{suffix}", check=False)
