@@ -29,6 +29,7 @@ venv: $(STAMP)
 tools: venv
 	bash tests/chart/install-tools.sh
 	bash tests/cluster/controlplane/build.sh
+	bash tests/cluster/controlplane/build-kueue.sh
 
 lint: venv
 	$(BIN)/ruff check .

@@ -26,13 +26,14 @@ def workload_of(job: dict[str, Any]) -> dict[str, Any] | None:
     return items[0] if items else None
 
 
-def pass_on_suspend(body: Any, job: dict[str, Any], spec_suspend: bool) -> None:
+def pass_on_suspend(body: Any, job: dict[str, Any], spec_suspend: bool) -> bool:
     """Apply a change of ``spec.suspend`` that the Job's record has not seen (edge, not
     level). A queued Job's change goes to its Workload's ``spec.active``; while Kueue has
-    not made the Workload yet, a TemporaryError retries the reconcile a little later."""
+    not made the Workload yet, a TemporaryError retries the reconcile a little later.
+    True when something was passed on (the Job then changed)."""
     step = q.suspend_step(spec_suspend, job)
     if step is None:
-        return
+        return False
     ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
     if step.target == "workload":
         workload = workload_of(job)
@@ -48,3 +49,4 @@ def pass_on_suspend(body: Any, job: dict[str, Any], spec_suspend: bool) -> None:
         message=f"suspend={spec_suspend}"
         + (" (Kueue Workload spec.active)" if step.target == "workload" else ""),
     )
+    return True

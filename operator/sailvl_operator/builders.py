@@ -24,8 +24,8 @@ from sailvl.api.evalsuite import EvalSuiteSpec
 from sailvl.api.jobconfig import dump_job_config, job_config
 from sailvl.api.train import TrainStageSpec
 
+from . import kueue, pods
 from . import podgroups as pg
-from . import pods
 
 JOB_SERVICE_ACCOUNT = "sailvl-job"
 
@@ -350,7 +350,7 @@ def train_job(
     job_labels = {c.LABEL_RESTART_ATTEMPT: str(attempt)}
     if q.kueue_queue or defaults.kueue_queue:
         job_labels[c.LABEL_KUEUE_QUEUE] = q.kueue_queue or defaults.kueue_queue or ""
-    return _job(
+    job = _job(
         "TrainStage",
         job_name,
         name,
@@ -360,6 +360,7 @@ def train_job(
         job_labels=job_labels,
         extra=extra,
     )
+    return kueue.with_suspend(job, spec.suspend)  # a queued Job starts suspended
 
 
 def pod_group(

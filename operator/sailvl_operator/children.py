@@ -17,9 +17,10 @@ from sailvl.api.benchmarks import aggregate
 from sailvl.api.compose import final_checkpoint
 from sailvl.runtime.metrics import Metrics, family
 
+from . import admission, k8s
 from . import builders as b
 from . import gang as g
-from . import k8s
+from . import kueue as q
 from . import status as s
 
 METRICS = Metrics(family("sailvl_operator_"))
@@ -114,15 +115,10 @@ def reconcile(kind: str, body: dict[str, Any]) -> None:
         kopf.adopt(child, owner=body)
         k8s.create(child)
     existing = k8s.get("batch/v1", "Job", ns, job["metadata"]["name"]) or job
+    # A change of spec.suspend, never its level (see .kueue); the Job then changed.
     suspend = bool(getattr(spec, "suspend", False))
-    if kind == "TrainStage" and bool(existing["spec"].get("suspend")) != suspend:
-        k8s.patch_job(ns, job["metadata"]["name"], {"spec": {"suspend": suspend}})
-        existing["spec"]["suspend"] = suspend
-        kopf.info(
-            body,
-            reason=c.REASON_SUSPENDED if suspend else c.REASON_RESUMED,
-            message=f"suspend={suspend}",
-        )
+    if kind == "TrainStage" and admission.pass_on_suspend(body, existing, suspend):
+        existing = k8s.get("batch/v1", "Job", ns, job["metadata"]["name"]) or existing
     observe_job(kind, body, existing)
 
 
@@ -138,10 +134,14 @@ def observe_job(kind: str, body: dict[str, Any], job: dict[str, Any]) -> str | N
     outcome = s.job_outcome(job)
     new: dict[str, Any] = {"jobName": job["metadata"]["name"], "observedGeneration": gen}
     phase, reason, message = outcome.phase, outcome.reason, outcome.message
+    workload = None
     if kind == "TrainStage":
         spec = parse_spec(kind, dict(body["spec"]))
         decision = s.train_decision(outcome, restarts, spec.max_restarts)  # type: ignore[attr-defined]
         phase, reason, message = decision.phase, decision.reason, decision.message
+        workload = admission.workload_of(job)  # Kueue's, for a queued Job
+        suspended = bool(getattr(spec, "suspend", False))
+        phase, reason, message = q.queued_phase(phase, reason, message, job, workload, suspended)
         if reason == c.REASON_CONFIG_ERROR and st.get("message"):
             message = st["message"]  # what the job itself reported
         if decision.action == "restart":
@@ -169,6 +169,7 @@ def observe_job(kind: str, body: dict[str, Any], job: dict[str, Any]) -> str | N
         # the operator's own reasons and messages live in the conditions.
         new["message"] = message or None
     new["conditions"] = s.phase_conditions(st.get("conditions"), phase, reason, message, gen)
+    new["conditions"] = q.admission_conditions(new["conditions"], workload, gen)
     if kind == "TrainStage" and "restarts" in new:
         new["conditions"] = s.set_condition(
             new["conditions"], c.COND_RESTARTING, True, reason, message, gen

@@ -186,3 +186,24 @@ def patch_status(kind: str, ns: str, name: str, status: dict[str, Any]) -> dict[
     return api.patch_namespaced_custom_object_status(  # type: ignore[no-any-return]
         GROUP, VERSION, ns, KINDS[kind].plural, name, {"status": status}
     )
+
+
+def list_workloads(ns: str, selector: str) -> list[dict[str, Any]]:
+    """Kueue Workloads (kueue.x-k8s.io/v1beta2) matching ``selector``; [] when Kueue's
+    CRDs are not installed."""
+    try:
+        out: Any = client.CustomObjectsApi(_api()).list_namespaced_custom_object(
+            "kueue.x-k8s.io", "v1beta2", ns, "workloads", label_selector=selector
+        )
+    except ApiException as err:
+        if err.status == 404:
+            return []
+        raise
+    return list(out.get("items", []))
+
+
+def patch_workload(ns: str, name: str, patch: dict[str, Any]) -> None:
+    """Merge-patch a Kueue Workload (the operator only sets ``spec.active``)."""
+    client.CustomObjectsApi(_api()).patch_namespaced_custom_object(
+        "kueue.x-k8s.io", "v1beta2", ns, "workloads", name, patch
+    )

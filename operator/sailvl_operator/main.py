@@ -15,7 +15,7 @@ import kopf
 from sailvl.api import constants as c
 from sailvl.runtime.metrics import OPERATOR_METRICS_PORT, serve
 
-from . import children, curriculum, k8s, leader
+from . import children, curriculum, k8s, kueue, leader
 
 METRICS = children.METRICS  # one lazily-registered set per process
 G, V = c.GROUP, c.VERSION
@@ -108,6 +108,34 @@ def job_observe(body: kopf.Body, type: str | None, **_: Any) -> None:
     parent = (res["metadata"].get("labels") or {}).get(c.LABEL_CURRICULUM)
     if parent and phase in c.TERMINAL_PHASES:
         _timed("Curriculum", "advance", curriculum.advance, ns, parent)
+
+
+# --- Kueue: its admission decisions (the Workload's conditions) reach the TrainStage
+# status as they happen; the Job itself does not change while it waits in the queue.
+
+
+def kueue_workload_observe(body: kopf.Body, type: str | None, **_: Any) -> None:
+    """Observe the Job a Workload belongs to, as if the Job had changed."""
+    if type == "DELETED" or not body.metadata.namespace:
+        return
+    for ref in body.metadata.get("ownerReferences") or []:
+        if ref.get("kind") == "Job":
+            job = k8s.get("batch/v1", "Job", body.metadata.namespace, ref["name"])
+            if job is not None:
+                job_observe(kopf.Body(job), "MODIFIED")
+
+
+# The chart sets SAILVL_KUEUE_WORKLOADS=0 when it grants no access to Workloads; without
+# Kueue's CRDs kopf only warns that the resource cannot be served (and picks it up if
+# the CRDs appear later).
+if os.environ.get("SAILVL_KUEUE_WORKLOADS", "1") != "0":
+    kopf.on.event(
+        kueue.WORKLOAD_GROUP,
+        kueue.WORKLOAD_VERSION,
+        kueue.WORKLOAD_PLURAL,
+        labels={kueue.LABEL_JOB_UID: kopf.PRESENT},
+        id="kueue_workload_observe",
+    )(kueue_workload_observe)
 
 
 # --- Curriculum: one child at a time.
