@@ -1,15 +1,34 @@
 """Reconcile CaptionJob, TrainStage and EvalSuite: children from builders, status from
-their Job. Thin: read, decide with the pure modules, do the I/O, write status once."""
+the Jobs the operator owns. Thin: read, decide with the pure modules, do the I/O, write
+status once, post events after the write.
+
+Trust: phase, conditions, restarts, times and the Job name are derived from the owned
+Jobs and their pods (:mod:`.status`), never read back from ``status``, which job pods
+may patch. The restart attempt is the newest owned Job's ``restart-attempt`` label.
+
+Concurrency: a resource is observed from several watch streams (its own events, its
+Jobs', its pods'); :func:`observe` and :func:`reconcile` run one at a time per resource
+in this process and re-read the resource inside that lock, so two handlers never both
+write the same change and both post its event (``ChildrenCreated`` / ``JobRunning``
+used to appear twice).
+
+Failed attempts: a group restart keeps the failed attempt's Job (finished, holding no
+resources) and its failed pod, whose logs explain the failure, until the stage
+succeeds; then the earlier attempts are deleted. A stage that fails for good keeps them
+until it is deleted (owner references). The failed pod (name, node, container, exit
+code, reason) is also named in the condition message, ``status.message`` and the
+warning event.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
-from collections import Counter
 from typing import Any
 
 import kopf
+from kubernetes.client.rest import ApiException
 
 from sailvl.api import SpecError, parse_spec
 from sailvl.api import constants as c
@@ -19,6 +38,7 @@ from sailvl.runtime.metrics import Metrics, family
 
 from . import admission, k8s
 from . import builders as b
+from . import diagnose as d
 from . import gang as g
 from . import kueue as q
 from . import status as s
@@ -28,60 +48,88 @@ METRICS = Metrics(family("sailvl_operator_"))
 log = logging.getLogger(__name__)
 DEFAULTS = b.Defaults.from_env(os.environ)
 _RBAC_DONE: set[str] = set()
-# Last phase this process wrote per resource, for the resources-by-phase gauge. kopf runs
-# sync handlers in a thread pool: the lock keeps one handler from iterating the dict
-# while another adds to it ("dictionary changed size during iteration" failed handlers,
-# which kopf then retried only after 60 s).
-_PHASES: dict[tuple[str, str, str], str] = {}
-_PHASES_LOCK = threading.Lock()
+_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+
+
+class ChildRejected(Exception):
+    """The API server refused to create a child; ``error`` says whether it can ever
+    succeed (see :func:`sailvl_operator.diagnose.classify`)."""
+
+    def __init__(self, obj: dict[str, Any], error: d.ApiError) -> None:
+        self.error = error
+        self.what = f"{obj['kind']} {obj['metadata']['name']}"
+        super().__init__(f"creating {self.what}: {error.message}")
+
+
+def _lock(kind: str, ns: str, name: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault((kind, ns, name), threading.Lock())
 
 
 def write_status(body: dict[str, Any], kind: str, new: dict[str, Any]) -> bool:
     """Patch only the fields that differ from the resource's status; True if written.
-    The per-resource phase and restart gauges follow every successful write."""
+    (The per-resource gauges follow the watch events: see :mod:`.watchstate`.)"""
     old = body.get("status") or {}
     diff = {k: v for k, v in new.items() if old.get(k) != v}
     if not diff:
         return False
     meta = body["metadata"]
     k8s.patch_status(kind, meta["namespace"], meta["name"], diff)
-    ident = {"namespace": meta["namespace"], "name": meta["name"]}
-    if "phase" in diff:
-        for phase in c.PHASES:
-            METRICS.labels("sailvl_operator_resource_phase", kind=kind, phase=phase, **ident).set(
-                1 if phase == diff["phase"] else 0
-            )
-        with _PHASES_LOCK:
-            _PHASES[(kind, meta["namespace"], meta["name"])] = diff["phase"]
-            counts = Counter(p for (k, _, _), p in _PHASES.items() if k == kind)
-        for phase in c.PHASES:
-            METRICS.labels("sailvl_operator_resources", kind=kind, phase=phase).set(counts[phase])
-    if kind == "TrainStage" and "restarts" in diff:
-        METRICS.labels("sailvl_operator_train_restarts", **ident).set(diff["restarts"])
     return True
 
 
-def invalid(body: dict[str, Any], kind: str, err: SpecError) -> None:
+def invalid(body: dict[str, Any], kind: str, err: SpecError | str) -> None:
     """InvalidSpec: condition + Failed phase + a warning event; no children, no retries."""
-    msg = "; ".join(err.problems)
+    msg = err if isinstance(err, str) else "; ".join(err.problems)
     st = body.get("status") or {}
-    conds = s.phase_conditions(
-        st.get("conditions"),
-        c.FAILED,
-        c.REASON_INVALID_SPEC,
-        msg,
-        body["metadata"].get("generation"),
-    )
-    if write_status(body, kind, {"phase": c.FAILED, "message": msg, "conditions": conds}):
+    gen = body["metadata"].get("generation")
+    conds = s.phase_conditions(st.get("conditions"), c.FAILED, c.REASON_INVALID_SPEC, msg, gen)
+    new = {"phase": c.FAILED, "message": msg, "conditions": conds, "observedGeneration": gen}
+    if write_status(body, kind, new):
         kopf.warn(body, reason=c.REASON_INVALID_SPEC, message=msg)
+
+
+def rejected(body: dict[str, Any], kind: str, err: ChildRejected) -> None:
+    """A refused child create: InvalidSpec when it can never succeed; otherwise a
+    retrying condition, a warning event and a kopf retry (TemporaryError)."""
+    if err.error.permanent:
+        invalid(body, kind, str(err))
+        return
+    st, gen = body.get("status") or {}, body["metadata"].get("generation")
+    conds = s.set_condition(
+        st.get("conditions"), c.COND_READY, False, s.REASON_API_RETRY, str(err), gen
+    )
+    if write_status(body, kind, {"conditions": conds}):
+        kopf.warn(body, reason=s.REASON_API_RETRY, message=str(err))
+    raise kopf.TemporaryError(str(err), delay=15)
+
+
+def create_child(obj: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return k8s.create(obj)
+    except ApiException as err:
+        raise ChildRejected(obj, d.classify(err.status or 0, err.reason or "", err.body)) from err
 
 
 def ensure_job_rbac(namespace: str) -> None:
     if namespace in _RBAC_DONE:
         return
     for obj in b.job_rbac(namespace, DEFAULTS):
-        k8s.create(obj)
+        create_child(obj)
     _RBAC_DONE.add(namespace)
+
+
+def owned_jobs(kind: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Jobs this resource owns (labels select, the owner uid confirms)."""
+    meta = body["metadata"]
+    sel = f"{c.LABEL_KIND}={kind},{c.LABEL_NAME}={meta['name']}"
+    return [
+        j
+        for j in k8s.list_jobs(meta["namespace"], sel)
+        if any(o.get("uid") == meta.get("uid") for o in j["metadata"].get("ownerReferences") or [])
+    ]
 
 
 def _job_for(kind: str, name: str, ns: str, spec: Any, attempt: int) -> dict[str, Any]:
@@ -92,75 +140,134 @@ def _job_for(kind: str, name: str, ns: str, spec: Any, attempt: int) -> dict[str
     return b.eval_job(name, ns, spec, DEFAULTS)
 
 
+def missing_secrets(ns: str, job: dict[str, Any]) -> list[str]:
+    """One line per missing Secret, naming where the pod template reads it."""
+    where: dict[str, list[str]] = {}
+    for name, at in d.secret_refs(job["spec"]["template"]["spec"]):
+        where.setdefault(name, []).append(at)
+    return [
+        f"Secret {name!r} does not exist in namespace {ns} (read by {', '.join(at)})"
+        for name, at in where.items()
+        if k8s.secret_exists(ns, name) is False
+    ]
+
+
 def reconcile(kind: str, body: dict[str, Any]) -> None:
-    """Create the children of a child resource (idempotent) and its first status."""
-    meta, st = body["metadata"], body.get("status") or {}
-    if st.get("phase") in c.TERMINAL_PHASES:
-        return  # finished: spec edits are ignored
+    """Create the children of a child resource (idempotent) and its status."""
+    meta = body["metadata"]
+    name, ns = meta["name"], meta["namespace"]
+    with _lock(kind, ns, name):
+        fresh = k8s.get(c.API_VERSION, kind, ns, name)
+        if fresh is None:
+            return
+        try:
+            _reconcile(kind, fresh)
+        except ChildRejected as err:
+            rejected(fresh, kind, err)
+
+
+def _reconcile(kind: str, body: dict[str, Any]) -> None:
+    meta = body["metadata"]
     name, ns = meta["name"], meta["namespace"]
     try:  # the same validation as sailvl validate, with the names of the children
         spec = parse_spec(kind, dict(body.get("spec") or {}), name=name)
     except SpecError as err:
         invalid(body, kind, err)
         return
+    newest = s.newest(owned_jobs(kind, body))
+    if newest is not None:
+        if s.decision_for(kind, newest, getattr(spec, "max_restarts", 0)).action != "none":
+            _observe(kind, body)  # finished (or restarting): spec edits are ignored
+            return
+        attempt = s.attempt_of(newest)
+    else:
+        attempt = 0
+    job = _job_for(kind, name, ns, spec, attempt)
+    if newest is None and (missing := missing_secrets(ns, job)):
+        invalid(body, kind, "; ".join(missing))
+        return
     ensure_job_rbac(ns)
     children = [b.config_map(kind, name, ns, spec)]
     if kind == "TrainStage":
         children.append(b.headless_service(name, ns))
-    attempt = int(st.get("restarts") or 0)
-    job = _job_for(kind, name, ns, spec, attempt)
     if kind == "TrainStage":
         g.ensure(body, spec, attempt, DEFAULTS)  # type: ignore[arg-type]
     for child in [*children, job]:
         kopf.adopt(child, owner=body)
-        k8s.create(child)
+        create_child(child)
     existing = k8s.get("batch/v1", "Job", ns, job["metadata"]["name"]) or job
-    # A change of spec.suspend, never its level (see .kueue); the Job then changed.
-    suspend = bool(getattr(spec, "suspend", False))
-    if kind == "TrainStage" and admission.pass_on_suspend(body, existing, suspend):
-        existing = k8s.get("batch/v1", "Job", ns, job["metadata"]["name"]) or existing
-    observe_job(kind, body, existing)
+    if kind == "TrainStage":  # a change of spec.suspend, never its level (see .kueue)
+        admission.pass_on_suspend(body, existing, bool(getattr(spec, "suspend", False)))
+    _observe(kind, body)
 
 
-def observe_job(kind: str, body: dict[str, Any], job: dict[str, Any]) -> str | None:
-    """Fold the Job's state into the resource's status; returns the new phase."""
+def observe(kind: str, ns: str, name: str) -> str | None:
+    """Fold the owned Jobs' state into the resource's status; returns the new phase."""
+    with _lock(kind, ns, name):
+        body = k8s.get(c.API_VERSION, kind, ns, name)
+        if body is None:
+            return None
+        try:
+            return _observe(kind, body)
+        except ChildRejected as err:  # the restart Job was refused
+            rejected(body, kind, err)
+            return None
+
+
+def _observe(kind: str, body: dict[str, Any]) -> str | None:
     meta, st = body["metadata"], body.get("status") or {}
-    if st.get("phase") in c.TERMINAL_PHASES:
-        return None
     name, ns, gen = meta["name"], meta["namespace"], meta.get("generation")
-    restarts = int(st.get("restarts") or 0)
-    if kind == "TrainStage" and job["metadata"]["name"] != b.train_job_name(name, restarts):
-        return None  # an event of an earlier attempt's Job
+    try:
+        spec = parse_spec(kind, dict(body.get("spec") or {}))
+    except SpecError:
+        return None  # reconcile wrote InvalidSpec
+    jobs = owned_jobs(kind, body)
+    job = s.newest(jobs)
+    if job is None:
+        return None  # reconcile creates it
+    attempt = s.attempt_of(job)
     outcome = s.job_outcome(job)
+    decision = s.decision_for(kind, job, getattr(spec, "max_restarts", 0))
+    phase, reason, message = decision.phase, decision.reason, decision.message
+    workload = admission.workload_of(job) if kind == "TrainStage" else None
+    phase, reason, message = q.queued_phase(
+        phase, reason, message, job, workload, bool(getattr(spec, "suspend", False))
+    )
+    problems: list[d.PodProblem] = []
+    if outcome.phase == c.FAILED or outcome.active > int(
+        (job.get("status") or {}).get("ready") or 0
+    ):
+        problems = d.pod_problems(k8s.list_pods(ns, f"{JOB_NAME_LABEL}={job['metadata']['name']}"))
+    failed = [p.text for p in problems if not p.stuck]
+    stuck = [p for p in problems if p.stuck]
+    if decision.action in ("fail", "restart") and failed:
+        message = f"{message}; {'; '.join(failed[:3])}"
+    if decision.action == "none" and stuck:  # pods that will never start: not Running
+        phase, reason = c.PENDING, stuck[0].reason
+        message = "; ".join(p.text for p in stuck[:3])
+    if reason == c.REASON_CONFIG_ERROR and st.get("message"):
+        message = st["message"]  # what the job itself reported before exiting 2
     new: dict[str, Any] = {"jobName": job["metadata"]["name"], "observedGeneration": gen}
-    phase, reason, message = outcome.phase, outcome.reason, outcome.message
-    workload = None
     if kind == "TrainStage":
-        spec = parse_spec(kind, dict(body["spec"]))
-        decision = s.train_decision(outcome, restarts, spec.max_restarts)  # type: ignore[attr-defined]
-        phase, reason, message = decision.phase, decision.reason, decision.message
-        workload = admission.workload_of(job)  # Kueue's, for a queued Job
-        suspended = bool(getattr(spec, "suspend", False))
-        phase, reason, message = q.queued_phase(phase, reason, message, job, workload, suspended)
-        if reason == c.REASON_CONFIG_ERROR and st.get("message"):
-            message = st["message"]  # what the job itself reported
+        new["restarts"] = attempt
         if decision.action == "restart":
-            k8s.delete_job(ns, job["metadata"]["name"])
-            g.fresh(body, spec, restarts + 1, DEFAULTS)  # type: ignore[arg-type]
-            nxt = b.train_job(name, ns, spec, restarts + 1, DEFAULTS)  # type: ignore[arg-type]
+            g.fresh(body, spec, attempt + 1, DEFAULTS)  # type: ignore[arg-type]
+            nxt = b.train_job(name, ns, spec, attempt + 1, DEFAULTS)  # type: ignore[arg-type]
             kopf.adopt(nxt, owner=body)
-            k8s.create(nxt)
-            new.update(restarts=restarts + 1, jobName=nxt["metadata"]["name"])
+            create_child(nxt)  # the failed attempt's Job stays (module docstring)
+            new.update(restarts=attempt + 1, jobName=nxt["metadata"]["name"])
         if decision.action == "succeed":
             new["finalCheckpoint"] = final_checkpoint(spec.output)  # type: ignore[attr-defined]
+            for old in jobs:
+                if old is not job:
+                    k8s.delete_job(ns, old["metadata"]["name"])
     if kind == "CaptionJob":
-        new["shardsTotal"] = (
-            int(job["spec"].get("completions") or 0)
-            if not st.get("shardsTotal")
-            else st["shardsTotal"]
-        )
+        new["shardsTotal"] = st.get("shardsTotal") or int(job["spec"].get("completions") or 0)
     if kind == "EvalSuite" and phase == c.SUCCEEDED:
-        agg = aggregate(dict(st.get("scores") or {}))
+        # Exactly the suite's benchmarks: a job may report more than it was asked for.
+        wanted = {x.name for x in spec.all_benchmarks()}  # type: ignore[attr-defined]
+        scores = {k: v for k, v in (st.get("scores") or {}).items() if k in wanted}
+        agg = aggregate(scores)
         new["overall"] = agg.pop("overall", None)
         new["categories"] = agg
     new["phase"] = phase
@@ -168,21 +275,56 @@ def observe_job(kind: str, body: dict[str, Any], job: dict[str, Any]) -> str | N
         # While a job runs, status.message is the job's (e.g. its error before exit 2);
         # the operator's own reasons and messages live in the conditions.
         new["message"] = message or None
-    new["conditions"] = s.phase_conditions(st.get("conditions"), phase, reason, message, gen)
-    new["conditions"] = q.admission_conditions(new["conditions"], workload, gen)
-    if kind == "TrainStage" and "restarts" in new:
-        new["conditions"] = s.set_condition(
-            new["conditions"], c.COND_RESTARTING, True, reason, message, gen
-        )
-    if not st.get("startTime") and phase != c.PENDING:
-        new["startTime"] = s.now()
+    conds = s.phase_conditions(st.get("conditions"), phase, reason, message, gen)
+    conds = q.admission_conditions(conds, workload, gen)  # Kueue's QuotaReserved, Admitted
+    new["conditions"] = _restarting(conds, kind, decision.action, attempt, outcome, message, gen)
+    starts = [j["status"]["startTime"] for j in jobs if (j.get("status") or {}).get("startTime")]
+    # The first attempt's start; kept once set (a success deletes earlier attempts' Jobs).
+    new["startTime"] = st.get("startTime") or (min(starts) if starts else None)
     if phase in c.TERMINAL_PHASES:
-        new["completionTime"] = s.now()
+        new["completionTime"] = outcome.completion_time or st.get("completionTime") or s.now()
     new = {k: v for k, v in new.items() if v is not None}
+    old_ready = s.condition(st.get("conditions"), c.COND_READY) or {}
     if write_status(body, kind, new):
-        if "restarts" in new:
+        if decision.action == "restart":
             kopf.warn(body, reason=c.REASON_RESTARTING, message=message)
-        elif phase != st.get("phase"):
-            post = kopf.warn if phase == c.FAILED else kopf.info
-            post(body, reason=reason, message=message or phase)
+        elif phase != st.get("phase") or reason != old_ready.get("reason"):
+            bad = phase == c.FAILED or bool(stuck)
+            (kopf.warn if bad else kopf.info)(body, reason=reason, message=message or phase)
     return phase
+
+
+def _restarting(
+    conds: list[dict[str, Any]],
+    kind: str,
+    action: str,
+    attempt: int,
+    outcome: s.JobOutcome,
+    message: str,
+    gen: int | None,
+) -> list[dict[str, Any]]:
+    """Restarting: True from a group restart until the new attempt's pods run."""
+    if kind != "TrainStage":
+        return conds
+    if action == "restart":  # the message names the failed pod until the condition clears
+        return s.set_condition(conds, c.COND_RESTARTING, True, c.REASON_RESTARTING, message, gen)
+    current = s.condition(conds, c.COND_RESTARTING) or {}
+    if attempt > 0 and action == "none" and outcome.phase in (c.PENDING, c.SUSPENDED):
+        msg = current.get("message") or f"attempt {attempt} is waiting for its pods"
+        return s.set_condition(conds, c.COND_RESTARTING, True, c.REASON_RESTARTING, msg, gen)
+    if s.condition(conds, c.COND_RESTARTING) is None:
+        return conds
+    if outcome.phase == c.RUNNING:
+        if current.get("reason") == s.REASON_ATTEMPT_RUNNING:
+            return conds  # already cleared; its message keeps why the restart happened
+        msg = f"attempt {attempt} is running; the restart was for: {current.get('message')}"
+        return s.set_condition(conds, c.COND_RESTARTING, False, s.REASON_ATTEMPT_RUNNING, msg, gen)
+    ready = s.condition(conds, c.COND_READY) or {}
+    return s.set_condition(
+        conds,
+        c.COND_RESTARTING,
+        False,
+        ready.get("reason") or "Finished",
+        ready.get("message", ""),
+        gen,
+    )

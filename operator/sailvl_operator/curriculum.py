@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from sailvl.api import SpecError, parse_resource
+from sailvl.api import SpecError, parse_resource, parse_spec
 from sailvl.api import constants as c
 from sailvl.api.compose import child_name, steps
 from sailvl.api.curriculum import CurriculumSpec
@@ -24,7 +24,7 @@ from sailvl.runtime.metrics import Metrics, family
 from . import builders as b
 from . import k8s
 from . import status as s
-from .children import invalid, write_status
+from .children import ChildRejected, create_child, invalid, rejected, write_status
 
 METRICS = Metrics(family("sailvl_curriculum_"))
 CHILD_KINDS = ("CaptionJob", "TrainStage", "EvalSuite")
@@ -33,22 +33,60 @@ _LOCKS_GUARD = threading.Lock()
 
 
 def children_of(ns: str, name: str) -> dict[str, ChildState]:
-    out: dict[str, ChildState] = {}
+    """Each step's child with its phase derived from the Jobs the child owns, not from
+    the child's status (job pods may patch that: a forged ``Succeeded`` would hand over
+    to the next step early). A child without Jobs is Pending, or Failed when its status
+    says so (InvalidSpec; a forged Failed can only stop the curriculum, never advance
+    it). Scores and tokens are what the jobs report: that is their job."""
+    objs = []
     for kind in CHILD_KINDS:
         for obj in k8s.list_custom(kind, ns, f"{c.LABEL_CURRICULUM}={name}"):
             step = (obj["metadata"].get("labels") or {}).get(c.LABEL_STEP)
-            if not step or obj["metadata"]["name"] != child_name(name, step):
-                continue
-            st = obj.get("status") or {}
-            out[step] = ChildState(
-                phase=st.get("phase") or c.PENDING,
-                scores={k: float(v) for k, v in (st.get("scores") or {}).items()},
-                tokens=st.get("tokens"),
-                message=st.get("message"),
-                start_time=st.get("startTime"),
-                completion_time=st.get("completionTime"),
-            )
+            if step and obj["metadata"]["name"] == child_name(name, step):
+                objs.append((kind, step, obj))
+    names = ",".join(sorted(o["metadata"]["name"] for _, _, o in objs))
+    jobs = k8s.list_jobs(ns, f"{c.LABEL_NAME} in ({names})") if objs else []
+    out: dict[str, ChildState] = {}
+    for kind, step, obj in objs:
+        st = obj.get("status") or {}
+        phase, start, end = derived_phase(kind, obj, jobs)
+        out[step] = ChildState(
+            phase=phase,
+            scores={k: float(v) for k, v in (st.get("scores") or {}).items()},
+            tokens=st.get("tokens"),
+            message=st.get("message"),
+            start_time=start,
+            completion_time=end,
+        )
     return out
+
+
+def derived_phase(
+    kind: str, obj: dict[str, Any], jobs: list[dict[str, Any]]
+) -> tuple[str, str | None, str | None]:
+    """(phase, start, completion) of a child from its owned Jobs (see children_of)."""
+    meta = obj["metadata"]
+    owned = [
+        j
+        for j in jobs
+        if (j["metadata"].get("labels") or {}).get(c.LABEL_KIND) == kind
+        and any(o.get("uid") == meta.get("uid") for o in j["metadata"].get("ownerReferences") or [])
+    ]
+    job = s.newest(owned)
+    if job is None:
+        failed = (obj.get("status") or {}).get("phase") == c.FAILED
+        return (c.FAILED if failed else c.PENDING), None, None
+    try:
+        max_restarts = int(
+            getattr(parse_spec(kind, dict(obj.get("spec") or {})), "max_restarts", 0)
+        )
+    except SpecError:
+        max_restarts = 0
+    decision = s.decision_for(kind, job, max_restarts)
+    outcome = s.job_outcome(job)
+    starts = [j["status"]["startTime"] for j in owned if (j.get("status") or {}).get("startTime")]
+    end = outcome.completion_time if decision.phase in c.TERMINAL_PHASES else None
+    return decision.phase, (min(starts) if starts else None), end
 
 
 def _lock(ns: str, name: str) -> threading.Lock:
@@ -82,7 +120,13 @@ def _advance(ns: str, name: str) -> None:
         spec = child_spec(cur, step, children).model_dump(
             by_alias=True, exclude_none=True, mode="json"
         )
-        k8s.create(b.owned_child(step.kind, child_name(name, step.name), ns, spec, body, step.name))
+        try:
+            create_child(
+                b.owned_child(step.kind, child_name(name, step.name), ns, spec, body, step.name)
+            )
+        except ChildRejected as err:  # e.g. a CEL rule of the child's CRD
+            rejected(body, "Curriculum", err)
+            return
         children[step.name] = ChildState(phase=c.PENDING, start_time=s.now())
     write(body, cur, children, decision)
 

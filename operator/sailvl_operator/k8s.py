@@ -130,6 +130,26 @@ def list_jobs(ns: str, selector: str) -> list[dict[str, Any]]:
     return [api.sanitize_for_serialization(j) for j in jobs.items]
 
 
+def list_pods(ns: str, selector: str) -> list[dict[str, Any]]:
+    api = _api()
+    pods = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=selector)
+    return [api.sanitize_for_serialization(p) for p in pods.items]
+
+
+def secret_exists(ns: str, name: str) -> bool | None:
+    """Whether a Secret exists; None when the operator may not read Secrets (its RBAC
+    grants ``get`` only; without it the check is skipped, never guessed)."""
+    try:
+        client.CoreV1Api(_api()).read_namespaced_secret(name, ns)
+        return True
+    except ApiException as err:
+        if err.status == 404:
+            return False
+        if err.status == 403:
+            return None
+        raise
+
+
 def patch_job(ns: str, name: str, patch: dict[str, Any]) -> None:
     client.BatchV1Api(_api()).patch_namespaced_job(name, ns, patch)
 

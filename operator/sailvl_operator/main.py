@@ -15,10 +15,16 @@ import kopf
 from sailvl.api import constants as c
 from sailvl.runtime.metrics import OPERATOR_METRICS_PORT, serve
 
-from . import children, curriculum, k8s, kueue, leader
+from . import children, curriculum, diagnose, k8s, kueue, leader, watchstate
 
 METRICS = children.METRICS  # one lazily-registered set per process
 G, V = c.GROUP, c.VERSION
+KIND_PLURALS = (
+    ("CaptionJob", "captionjobs"),
+    ("TrainStage", "trainstages"),
+    ("EvalSuite", "evalsuites"),
+    ("Curriculum", "curricula"),
+)
 
 
 @kopf.on.login()
@@ -93,21 +99,63 @@ def evalsuite_reconcile(body: kopf.Body, **_: Any) -> None:
     _timed("EvalSuite", "reconcile", children.reconcile, "EvalSuite", dict(body))
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE})
-def job_observe(body: kopf.Body, type: str | None, **_: Any) -> None:
-    if type == "DELETED":
-        return
+def _observe_owner(body: kopf.Body) -> None:
+    """Re-derive the status of the resource that owns a Job or pod (by its labels)."""
     labels = body.metadata.labels
     kind, owner, ns = labels.get(c.LABEL_KIND), labels.get(c.LABEL_NAME), body.metadata.namespace
     if kind not in curriculum.CHILD_KINDS or not owner or not ns:
         return
-    res = k8s.get(c.API_VERSION, kind, ns, owner)
-    if res is None:
-        return
-    phase = _timed(kind, "observe", children.observe_job, kind, res, dict(body))
-    parent = (res["metadata"].get("labels") or {}).get(c.LABEL_CURRICULUM)
-    if parent and phase in c.TERMINAL_PHASES:
+    phase = _timed(kind, "observe", children.observe, kind, ns, owner)
+    res = k8s.get(c.API_VERSION, kind, ns, owner) if phase in c.TERMINAL_PHASES else None
+    parent = ((res or {}).get("metadata", {}).get("labels") or {}).get(c.LABEL_CURRICULUM)
+    if parent:
         _timed("Curriculum", "advance", curriculum.advance, ns, parent)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE})
+def job_observe(body: kopf.Body, type: str | None, **_: Any) -> None:
+    if type != "DELETED":
+        _observe_owner(body)
+
+
+def _pod_in_trouble(body: kopf.Body, **_: Any) -> bool:
+    st = body.get("status") or {}
+    return st.get("phase") == "Failed" or bool(diagnose.pod_problems([dict(body)]))
+
+
+@kopf.on.event(
+    "",
+    "v1",
+    "pods",
+    labels={c.LABEL_PART_OF: c.PART_OF_VALUE, c.LABEL_KIND: kopf.PRESENT},
+    when=_pod_in_trouble,
+)
+def pod_observe(body: kopf.Body, type: str | None, **_: Any) -> None:
+    """A failed or stuck pod (image pull, missing config) names itself in the status;
+    the Job's own status does not change while a pod waits for its image."""
+    if type != "DELETED":
+        _observe_owner(body)
+
+
+# --- Watch state: every event of every kind (the initial list after a start included)
+# feeds the resources-by-phase gauges, and re-derives a child's status from its Jobs,
+# which undoes a status field a job pod forged.
+
+
+def _watch(kind: str) -> Any:
+    def handler(body: kopf.Body, type: str | None, **_: Any) -> None:
+        watchstate.observe_event(METRICS, PHASES, kind, dict(body), type)
+        if type != "DELETED" and kind in curriculum.CHILD_KINDS and body.metadata.namespace:
+            _timed(
+                kind, "observe", children.observe, kind, body.metadata.namespace, body.metadata.name
+            )
+
+    return handler
+
+
+PHASES = watchstate.PhaseIndex()
+for _kind, _plural in KIND_PLURALS:
+    kopf.on.event(G, V, _plural, id=f"{_kind.lower()}_watch")(_watch(_kind))
 
 
 # --- Kueue: its admission decisions (the Workload's conditions) reach the TrainStage
