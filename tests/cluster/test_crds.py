@@ -350,3 +350,11 @@ def test_short_names_are_free_on_a_real_api_server(kubectl: Kubectl, sailvl_crds
     assert ours & others == set()
     listed = kubectl("get", "ts,capjob,evs,cur", "-A", "-o", "name").stdout.split()
     assert all(n.split("/")[0].endswith(".sailvl.io") for n in listed), listed
+
+
+def test_kubectl_explain_shows_the_descriptions(kubectl: Kubectl, sailvl_crds: None) -> None:
+    """The descriptions reach users: kubectl explain reads them from the server's OpenAPI."""
+    out = kubectl("explain", "curricula.spec.stages.gate.threshold").stdout
+    assert "0-100 scale" in out
+    out = kubectl("explain", "trainstages.spec.maxRestarts").stdout
+    assert "MaxRestartsExceeded" in out
