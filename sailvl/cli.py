@@ -25,6 +25,8 @@ JOBS = {
     "report": ("sailvl.eval.report_main", "main"),
     "gen-data": ("sailvl.local.assets", "main"),
     "data": ("sailvl.data.importers.main", "main"),
+    "convert": ("sailvl.model.layout", "main"),
+    "export": ("sailvl.model.export", "main"),
 }
 
 
@@ -59,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     from sailvl.data.importers.main import add_arguments
 
     add_arguments(d.add_parser("import", help="import LLaVA / InternVL / WebDataset / HF data"))
+    from sailvl.model import export, layout
+
+    layout.add_arguments(sub.add_parser("convert", help="checkpoint: original InternVL <-> native"))
+    export.add_arguments(sub.add_parser("export", help="DeepSpeed step checkpoint -> model folder"))
     return p
 
 

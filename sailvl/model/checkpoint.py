@@ -99,12 +99,37 @@ def upload_dir(local_dir: str, uri: str) -> dict[str, int]:
     return sizes
 
 
+def save_processor_config(model: Any, folder: str, *, max_tiles: int = 12) -> None:
+    """preprocessor_config.json for the model's tile size (transformers' InternVL processor).
+
+    `GotOcr2ImageProcessor` with `crop_to_patches` is InternVL's dynamic tiling
+    (ImageNet mean / std, thumbnail added); with it the folder is usable on its own by
+    tools that build the processor from the folder, not only by this suite.
+    """
+    from transformers import GotOcr2ImageProcessor
+
+    from sailvl.model.processor import IMAGENET_MEAN, IMAGENET_STD
+
+    side = int(model.config.vision_config.image_size[0])
+    GotOcr2ImageProcessor(
+        size={"height": side, "width": side},
+        crop_to_patches=True,
+        min_patches=1,
+        max_patches=max_tiles,
+        image_mean=list(IMAGENET_MEAN),
+        image_std=list(IMAGENET_STD),
+    ).save_pretrained(folder)
+
+
 def save_checkpoint(model: Any, tokenizer: Any, uri: str) -> dict[str, int]:
-    """Save model + tokenizer in Hugging Face format at `uri`; return the file sizes."""
+    """Save model + tokenizer + processor config in Hugging Face format at `uri`; return
+    the file sizes."""
     with tempfile.TemporaryDirectory(prefix="sailvl-save-") as tmp:
         model.save_pretrained(tmp, max_shard_size=MAX_SHARD_SIZE, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
+        if hasattr(model.config, "vision_config"):
+            save_processor_config(model, tmp)
         return upload_dir(tmp, uri)
 
 

@@ -129,18 +129,32 @@ def image_token_id(path: str, default: int) -> int:
     return default
 
 
-def to_native(path: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """(layout on disk, native state by module name, native config dict) of a folder."""
+def native_config(path: str) -> dict[str, Any]:
+    """The native config dict of a folder in any InternVL layout (weights not read)."""
     from sailvl.model.build import QWEN25_IMG_CONTEXT_ID
 
     config = read_config(path)
     layout = K.detect_layout(config)
-    state = read_state(path)
     if layout == C.CHAT:
         token = image_token_id(path, QWEN25_IMG_CONTEXT_ID)
-        return layout, C.chat_to_native(state), K.chat_to_native(config, image_token_id=token)
+        return K.chat_to_native(config, image_token_id=token)
     if layout == C.INTERNVIT:
-        return layout, C.vision_to_native(state), K.vision_to_native(config)
+        return K.vision_to_native(config)
+    if layout in (C.NATIVE, C.NATIVE_VISION):
+        return config
+    raise ValueError(f"{path}: config.json describes no InternVL layout (model_type "
+                     f"{config.get('model_type')!r})")  # fmt: skip
+
+
+def to_native(path: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(layout on disk, native state by module name, native config dict) of a folder."""
+    layout = K.detect_layout(read_config(path))
+    config = native_config(path)
+    state = read_state(path)
+    if layout == C.CHAT:
+        return layout, C.chat_to_native(state), config
+    if layout == C.INTERNVIT:
+        return layout, C.vision_to_native(state), config
     if layout == C.NATIVE:
         return layout, C.native_names(state), config
     if layout == C.NATIVE_VISION:
@@ -232,3 +246,27 @@ def convert_folder(src: str, dst: str, *, to: str, code_from: str | None = None)
             if name.endswith(".py"):
                 shutil.copy2(os.path.join(code_from, name), os.path.join(dst, name))
     return C.CHAT if layout == C.NATIVE else C.INTERNVIT
+
+
+def add_arguments(p: Any) -> None:
+    """`sailvl convert SRC DST --to native|original` (local folders)."""
+    p.add_argument("src", help="checkpoint folder (InternVL-Chat, InternViT or native)")
+    p.add_argument("dst", help="folder to write")
+    p.add_argument("--to", choices=("native", "original"), default=None,
+                   help="target layout (default: the other one)")  # fmt: skip
+    p.add_argument("--code-from", help="original layout: copy InternVL's *.py from this folder")
+
+
+def main(args: Any) -> int:
+    """Exit 2 with the reason on bad input (wrong layout, unknown names, unsupported)."""
+    import sys
+
+    try:
+        layout = K.detect_layout(read_config(args.src))
+        to = args.to or ("native" if layout in (C.CHAT, C.INTERNVIT) else "original")
+        written = convert_folder(args.src, args.dst, to=to, code_from=args.code_from)
+    except (OSError, ValueError) as err:
+        print(f"sailvl convert: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.src} ({layout}) -> {args.dst} ({written})")
+    return 0

@@ -170,6 +170,35 @@ def load_from_parts(config: ModelConfig) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def model_skeleton(config: ModelConfig) -> tuple[Any, Any]:
+    """(InternVLConfig, tokenizer) that `load_model(config)` would give, weights unread.
+
+    The architecture of a run from its starting point, in any layout: what
+    `sailvl export` needs to give a DeepSpeed checkpoint's tensors a config again.
+    """
+    from transformers import AutoConfig, InternVLConfig, InternVLVisionConfig
+
+    from sailvl.model.build import build_config
+    from sailvl.model.checkpoint import localize
+    from sailvl.model.layout import native_config
+    from sailvl.model.tokenizer import build_tiny_tokenizer
+
+    if config.init_uri:
+        with localize(config.init_uri) as path:
+            return InternVLConfig.from_dict(native_config(path)), load_tokenizer(path)
+    cfg = build_config(config.preset, attn_implementation=config.attn_implementation)
+    if config.vision_uri:
+        with localize(config.vision_uri) as path:
+            cfg.vision_config = InternVLVisionConfig.from_dict(native_config(path))
+    tokenizer = build_tiny_tokenizer()
+    if config.llm_uri:
+        with localize(config.llm_uri) as path:
+            cfg.text_config = AutoConfig.from_pretrained(path)
+            tokenizer = load_tokenizer(path)
+        cfg.tie_word_embeddings = bool(cfg.text_config.tie_word_embeddings)
+    return cfg, tokenizer
+
+
 def load_model(config: ModelConfig) -> tuple[Any, Any]:
     """(model, tokenizer) for a job, per `ModelConfig` (see the module docstring)."""
     from sailvl.model.build import build_model

@@ -291,7 +291,10 @@ def test_native_to_original_to_native_is_exact(tmp_path: Path) -> None:
     _equal(model.state_dict(), again.state_dict())
 
 
-def test_unknown_names_and_v1_pixel_shuffle_are_refused(tmp_path: Path) -> None:
+def test_unknown_names_and_v1_pixel_shuffle_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sailvl.cli import main as cli
     from sailvl.model import convert, convert_config
 
     state = internvit_state(internvit_config()) | {"encoder.layers.0.attn.rel_pos": torch.zeros(1)}
@@ -301,6 +304,10 @@ def test_unknown_names_and_v1_pixel_shuffle_are_refused(tmp_path: Path) -> None:
            "ps_version": "v1"}  # fmt: skip
     with pytest.raises(ValueError, match="ps_version"):
         convert_config.chat_to_native(cfg, image_token_id=1)
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v1" / "config.json").write_text(json.dumps(cfg))
+    assert cli(["convert", str(tmp_path / "v1"), str(tmp_path / "out")]) == 2
+    assert "ps_version" in capsys.readouterr().err
     cfg |= {"ps_version": "v2", "llm_config": {"architectures": ["InternLM2ForCausalLM"]}}
     with pytest.raises(ValueError, match="InternLM2ForCausalLM"):
         convert_config.chat_to_native(cfg, image_token_id=1)
