@@ -13,6 +13,10 @@ before every trainable module; attention adds 4 d c per token and layer forward
 (c = keys attended: n(n+1)/2 summed per causal segment), x3 with a backward.
 MFU = FLOPs / (seconds x devices x peak FLOP/s); on CPU set SAILVL_PEAK_FLOPS
 (FLOP/s per worker) to get a number, e.g. 5e10.
+
+The result (benchmarks/results/train.json) gives each side's real tokens/s per step
+(min / median / max over the steps after warm-up) and the ratio of step k packed to
+step k padded over the same k (the ratio of the totals is kept beside it).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.bench.results import spread, write_result  # noqa: E402
 from tests.integration.test_train_stages import free_port, train_env, write_job  # noqa: E402
 
 
@@ -63,17 +68,31 @@ def main() -> int:
         print(f"full log: {tmp / 'launch.log'}", file=sys.stderr)
         return 1
     rows = [json.loads(x) for x in (tmp / "steps" / "rank-0.jsonl").read_text().splitlines()]
-    result = {}
+    result, per_step = {}, {}
     for name in ("padded", "packed"):
         mine = [r for r in rows if r["name"] == name and r["step"] > 2]  # skip warm-up
         tokens = sum(r["tokens"] for r in mine)
         seconds = sum(r["seconds"] for r in mine)
         result[name] = tokens / seconds
+        per_step[name] = {r["step"]: r["tokens"] / r["seconds"] for r in mine}
         print(
             f"{name:7s} steps={len(mine)} real tokens={tokens:.0f} tokens/s={tokens / seconds:.0f}"
         )
-    print(f"packed/padded real tokens/s ratio: {result['packed'] / result['padded']:.2f}x")
+    total = result["packed"] / result["padded"]
+    print(f"packed/padded real tokens/s ratio: {total:.2f}x")
     print(f"(2 workers, CPU, one launch of {time.perf_counter() - t0:.0f}s; data in {tmp})")
+    paired = sorted(set(per_step["packed"]) & set(per_step["padded"]))
+    ratio = spread([per_step["packed"][k] / per_step["padded"][k] for k in paired])
+    ratio["ratio_of_totals"] = total
+    write_result(
+        "train",
+        title="DeepSpeed ZeRO-2, 2 CPU ranks: packed vs padded",
+        inputs={"steps": args.steps, "samples": args.samples, "global_batch": 16,
+                "max_tokens": 2048, "micro_batch_padded": 4, "warm_up_steps_skipped": 2},
+        figures={k: spread(list(v.values()), "tokens/s") for k, v in per_step.items()},
+        ratio={"name": "packed / padded real tokens/s, step k vs step k",
+               "target": "> 1x", **ratio},
+    )  # fmt: skip
     return 0
 
 
