@@ -22,7 +22,8 @@ Kueue v0.17 reads its metrics serving certificate from the fixed folder
 ``/etc/kueue/metrics/certs`` when internal certificate management is off
 (``cmd/kueue/main.go``) and exits if it is missing. The harness writes the test CA's
 serving pair there when the folder has none (it needs write access to /etc, which the
-root CI user has); the metrics endpoint itself is bound to a loopback port nobody reads.
+root CI user has) and removes what it made at ``stop()``; the metrics endpoint itself is
+bound to a loopback port nobody reads.
 
 ``stop()`` stops the controller by PID; ``restart`` is not needed by the tests. CRDs and
 webhook configurations stay installed: with the controller gone, the webhooks'
@@ -118,6 +119,7 @@ class Kueue:
         self.dir = cp.workdir / "kueue"
         self.component: Component | None = None
         self.webhook_names: list[tuple[str, str]] = []
+        self.made: list[Path] = []  # host paths start() created, removed by stop()
 
     def missing(self) -> bool:
         return not self.binary.is_file()
@@ -145,9 +147,14 @@ class Kueue:
         shutil.copy(pki / "apiserver.crt", certs / "tls.crt")
         shutil.copy(pki / "apiserver.key", certs / "tls.key")
         if not (METRICS_CERTS / "tls.crt").is_file():
+            # Remember what did not exist (outermost first); stop() removes it in reverse.
+            for folder in (*reversed(METRICS_CERTS.parents), METRICS_CERTS):
+                if not folder.exists():
+                    self.made.append(folder)
             METRICS_CERTS.mkdir(parents=True, exist_ok=True)
-            shutil.copy(pki / "apiserver.crt", METRICS_CERTS / "tls.crt")
-            shutil.copy(pki / "apiserver.key", METRICS_CERTS / "tls.key")
+            for name in ("tls.crt", "tls.key"):
+                shutil.copy(pki / name.replace("tls", "apiserver"), METRICS_CERTS / name)
+                self.made.append(METRICS_CERTS / name)
         webhook_port, metrics_port, health_port = free_ports(3)
         config = self.dir / "config.yaml"
         config.write_text(configuration(webhook_port, metrics_port, health_port, certs))
@@ -177,6 +184,12 @@ class Kueue:
         if self.component is not None:
             self.component.stop()
             self.component = None
+        for path in reversed(self.made):  # files first, then the folders start() made
+            if path.is_dir():
+                path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
+        self.made = []
 
     def uninstall_webhooks(self) -> None:
         kubectl = self.cp.kubectl
