@@ -159,8 +159,25 @@ def native_names(state: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def chat_to_native(state: dict[str, Any]) -> dict[str, Any]:
-    """InternVL-Chat tensors -> InternVLForConditionalGeneration module names."""
+def _llm_part(state: dict[str, Any], fn: Any, cfg: dict[str, Any]) -> dict[str, Any]:
+    """`state` with its `language_model.*` tensors passed through `fn(llm_state, cfg)`."""
+    pre = "language_model."
+    llm = {k[len(pre) :]: v for k, v in state.items() if k.startswith(pre)}
+    rest = {k: v for k, v in state.items() if not k.startswith(pre)}
+    return rest | {pre + k: v for k, v in fn(llm, cfg).items()}
+
+
+def chat_to_native(
+    state: dict[str, Any], llm_config: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """InternVL-Chat tensors -> InternVLForConditionalGeneration module names.
+
+    An InternLM2 LLM (`llm_config` names it) becomes a Llama one first.
+    """
+    from sailvl.model import convert_internlm2 as L
+
+    if llm_config and L.is_internlm2(llm_config):
+        state = _llm_part(state, L.to_llama, llm_config)
     vision = {
         k[len("vision_model.") :]: v for k, v in state.items() if k.startswith("vision_model.")
     }
@@ -179,8 +196,11 @@ def chat_to_native(state: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def native_to_chat(state: dict[str, Any], *, tied: bool) -> dict[str, Any]:
-    """Native module names (see `native_names`) -> InternVL-Chat names; qkv fused.
+def native_to_chat(
+    state: dict[str, Any], *, tied: bool, llm_config: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Native module names (see `native_names`) -> InternVL-Chat names; qkv fused; the
+    LLM back to InternLM2's names when the original `llm_config` names InternLM2.
 
     With tied embeddings the LM head is written out anyway (a copy of the embeddings):
     InternVLChatModel's `state_dict()` has it, and a server reading the folder weight by
@@ -203,4 +223,8 @@ def native_to_chat(state: dict[str, Any], *, tied: bool) -> dict[str, Any]:
         else:
             unknown.append(name)
     _unknown(unknown, "InternVL (native)")
+    from sailvl.model import convert_internlm2 as L
+
+    if llm_config and L.is_internlm2(llm_config):
+        out = _llm_part(out, L.from_llama, llm_config)
     return out

@@ -139,12 +139,18 @@ def chat_to_native(orig: dict[str, Any], *, image_token_id: int) -> dict[str, An
             f"ps_version: {ps!r}; only 'v2' pixel shuffle matches the native model "
             "(v1 would load and see every image transposed)"
         )
+    from sailvl.model import convert_internlm2 as L
+
     llm = {k: v for k, v in orig["llm_config"].items() if k not in _DROP}
     archs = llm.get("architectures") or []
-    if archs and archs[0] not in ("Qwen2ForCausalLM", "LlamaForCausalLM"):
+    extras = {k: orig.get(k, d) for k, d in _CHAT_EXTRAS.items()}
+    if L.is_internlm2(llm):
+        llm = L.config_to_llama(llm)
+        extras["llm_architecture"] = L.INTERNLM2
+    elif archs and archs[0] not in ("Qwen2ForCausalLM", "LlamaForCausalLM"):
         raise ValueError(
             f"llm_config.architectures: {archs[0]} is not supported (Qwen2 / Llama names "
-            "map one to one; InternLM2's fused wqkv is not converted here)"
+            "map one to one, InternLM2 is converted to Llama)"
         )
     llm.setdefault("model_type", "qwen2" if not archs or "Qwen2" in archs[0] else "llama")
     vision = vision_to_native(
@@ -152,7 +158,6 @@ def chat_to_native(orig: dict[str, Any], *, image_token_id: int) -> dict[str, An
     )
     size, patch = vision["image_size"][0], vision["patch_size"][0]
     ratio = float(orig.get("downsample_ratio", 0.5))
-    extras = {k: orig.get(k, d) for k, d in _CHAT_EXTRAS.items()}
     return {
         "model_type": "internvl",
         "architectures": ["InternVLForConditionalGeneration"],
@@ -176,11 +181,15 @@ def native_to_chat(native: dict[str, Any]) -> dict[str, Any]:
     if native.get("projector_hidden_act", "gelu") != "gelu":
         raise ValueError("projector_hidden_act: InternVL-Chat's mlp1 uses GELU")
     vision = vision_to_original(native["vision_config"])
+    from sailvl.model import convert_internlm2 as L
+
     llm = {k: v for k, v in native["text_config"].items() if k not in _DROP}
     arch = "Qwen2ForCausalLM" if llm.get("model_type", "qwen2") == "qwen2" else "LlamaForCausalLM"
     llm["architectures"] = [arch]
     llm["tie_word_embeddings"] = native_tied(native)
     extras = {**_CHAT_EXTRAS, **native.get(EXTRAS_KEY, {})}
+    if extras.pop("llm_architecture", None) == L.INTERNLM2:
+        llm = L.config_from_llama(llm)
     return {
         "architectures": ["InternVLChatModel"],
         "model_type": "internvl_chat",

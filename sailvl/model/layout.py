@@ -152,7 +152,7 @@ def to_native(path: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
     config = native_config(path)
     state = read_state(path)
     if layout == C.CHAT:
-        return layout, C.chat_to_native(state), config
+        return layout, C.chat_to_native(state, read_config(path)["llm_config"]), config
     if layout == C.INTERNVIT:
         return layout, C.vision_to_native(state), config
     if layout == C.NATIVE:
@@ -229,8 +229,8 @@ def convert_folder(src: str, dst: str, *, to: str, code_from: str | None = None)
         raise ValueError(f"{src}: already in the original layout")
     _, state, config = to_native(src)
     if layout == C.NATIVE:
-        out = C.native_to_chat(state, tied=K.native_tied(config))
         cfg = K.native_to_chat(config)
+        out = C.native_to_chat(state, tied=K.native_tied(config), llm_config=cfg["llm_config"])
     else:
         out, cfg = C.vision_to_original(state), K.vision_to_original(config)
         cfg["auto_map"] = {

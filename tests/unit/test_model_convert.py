@@ -308,8 +308,8 @@ def test_unknown_names_and_v1_pixel_shuffle_are_refused(
     (tmp_path / "v1" / "config.json").write_text(json.dumps(cfg))
     assert cli(["convert", str(tmp_path / "v1"), str(tmp_path / "out")]) == 2
     assert "ps_version" in capsys.readouterr().err
-    cfg |= {"ps_version": "v2", "llm_config": {"architectures": ["InternLM2ForCausalLM"]}}
-    with pytest.raises(ValueError, match="InternLM2ForCausalLM"):
+    cfg |= {"ps_version": "v2", "llm_config": {"architectures": ["Phi3ForCausalLM"]}}
+    with pytest.raises(ValueError, match="Phi3ForCausalLM"):
         convert_config.chat_to_native(cfg, image_token_id=1)
 
 
@@ -360,3 +360,115 @@ def test_stage1_parts_detect_original_internvit_and_refuse_gaps(tmp_path: Path) 
     save_file(state, str(llm), metadata={"format": "pt"})
     with pytest.raises(ValueError, match=r"model\.norm\.weight"):
         load_model(ModelConfig(preset="tiny", vision_uri=str(vit), llm_uri=str(tmp_path / "llm")))
+
+
+# --- InternLM2 LLMs (InternVL2-8B and kin): Llama in the native model --------------
+
+LM2 = {"hidden": 64, "heads": 4, "kv": 2, "inter": 96, "layers": 2, "vocab": 320}
+
+
+def internlm2_config() -> dict[str, Any]:
+    return {
+        "architectures": ["InternLM2ForCausalLM"],
+        "model_type": "internlm2",
+        "auto_map": {"AutoModelForCausalLM": "modeling_internlm2.InternLM2ForCausalLM"},
+        "hidden_size": LM2["hidden"],
+        "num_attention_heads": LM2["heads"],
+        "num_key_value_heads": LM2["kv"],
+        "intermediate_size": LM2["inter"],
+        "num_hidden_layers": LM2["layers"],
+        "vocab_size": LM2["vocab"],
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 1000000,
+        "rope_scaling": None,
+        "max_position_embeddings": 2048,
+        "hidden_act": "silu",
+        "bias": False,
+        "tie_word_embeddings": False,
+        "attn_implementation": "eager",
+    }
+
+
+def internlm2_state(seed: int = 0) -> dict[str, Any]:
+    g = torch.Generator().manual_seed(seed)
+    h, i, d = LM2["hidden"], LM2["inter"], LM2["hidden"] // LM2["heads"]
+
+    def r(*shape: int) -> Any:
+        return torch.randn(*shape, generator=g) * 0.2
+
+    s = {"model.tok_embeddings.weight": r(LM2["vocab"], h), "model.norm.weight": 1 + r(h)}
+    s["output.weight"] = r(LM2["vocab"], h)
+    for k in range(LM2["layers"]):
+        b = f"model.layers.{k}."
+        s |= {b + "attention.wqkv.weight": r((LM2["heads"] + 2 * LM2["kv"]) * d, h)}
+        s |= {b + "attention.wo.weight": r(h, h), b + "feed_forward.w1.weight": r(i, h)}
+        s |= {b + "feed_forward.w3.weight": r(i, h), b + "feed_forward.w2.weight": r(h, i)}
+        s |= {b + "attention_norm.weight": 1 + r(h), b + "ffn_norm.weight": 1 + r(h)}
+    return s
+
+
+def reference_internlm2(s: dict[str, Any], cfg: dict[str, Any], ids: Any) -> Any:
+    """InternLM2's forward from its formulas: wqkv viewed (kv, groups + 2, head_dim)."""
+    F = torch.nn.functional
+    nh, kv, eps = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["rms_norm_eps"]
+    hid = cfg["hidden_size"]
+    d, g, T = hid // nh, nh // kv, ids.shape[1]
+    inv = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, d, 2).float() / d))
+    f = torch.outer(torch.arange(T).float(), inv)
+    cos, sin = torch.cat([f, f], -1).cos(), torch.cat([f, f], -1).sin()
+
+    def rot(t: Any) -> Any:
+        return t * cos + torch.cat([-t[..., d // 2 :], t[..., : d // 2]], -1) * sin
+
+    def rms(t: Any, w: Any) -> Any:
+        return w * (t * torch.rsqrt(t.pow(2).mean(-1, keepdim=True) + eps))
+
+    mask = torch.full((T, T), float("-inf")).triu(1)
+    x = s["model.tok_embeddings.weight"][ids]
+    for i in range(cfg["num_hidden_layers"]):
+        b = f"model.layers.{i}."
+        y = rms(x, s[b + "attention_norm.weight"])
+        qkv = F.linear(y, s[b + "attention.wqkv.weight"]).view(1, T, kv, g + 2, d)
+        q = rot(qkv[..., :g, :].reshape(1, T, nh, d).transpose(1, 2))
+        k = rot(qkv[..., -2, :].transpose(1, 2)).repeat_interleave(g, dim=1)
+        v = qkv[..., -1, :].transpose(1, 2).repeat_interleave(g, dim=1)
+        att = (q @ k.transpose(-2, -1) / d**0.5 + mask).softmax(-1)
+        x = x + F.linear((att @ v).transpose(1, 2).reshape(1, T, hid), s[b + "attention.wo.weight"])
+        y = rms(x, s[b + "ffn_norm.weight"])
+        up = F.silu(F.linear(y, s[b + "feed_forward.w1.weight"]))
+        up = up * F.linear(y, s[b + "feed_forward.w3.weight"])
+        x = x + F.linear(up, s[b + "feed_forward.w2.weight"])
+    return F.linear(rms(x, s["model.norm.weight"]), s["output.weight"])
+
+
+def test_internvl_chat_with_internlm2_llm(tmp_path: Path) -> None:
+    from sailvl.model.layout import convert_folder, read_state
+    from sailvl.model.loader import load_pretrained
+
+    src = write_internvl_chat(tmp_path / "orig")
+    cfg = json.loads((src / "config.json").read_text())
+    state = {k: v for k, v in read_state(str(src)).items() if not k.startswith("language_model.")}
+    state |= {f"language_model.{k}": v for k, v in internlm2_state(4).items()}
+    g = torch.Generator().manual_seed(9)
+    state["mlp1.1.weight"] = torch.randn(LM2["hidden"], V["hidden"] * 4, generator=g) * 0.1
+    for key in ("mlp1.1.bias", "mlp1.3.bias"):
+        state[key] = torch.randn(LM2["hidden"], generator=g) * 0.1
+    state["mlp1.3.weight"] = torch.randn(LM2["hidden"], LM2["hidden"], generator=g) * 0.1
+    cfg["llm_config"] = internlm2_config()
+    write_folder(src, cfg, state)
+
+    convert_folder(str(src), str(tmp_path / "native"), to="native")
+    native_cfg = json.loads((tmp_path / "native" / "config.json").read_text())
+    assert native_cfg["text_config"]["model_type"] == "llama"
+    convert_folder(str(tmp_path / "native"), str(tmp_path / "back"), to="original")
+    _equal(state, read_state(str(tmp_path / "back")))
+    back = json.loads((tmp_path / "back" / "config.json").read_text())["llm_config"]
+    assert back["architectures"] == ["InternLM2ForCausalLM"] and back["num_key_value_heads"] == 2
+
+    ids = torch.randint(0, 256, (1, 10), generator=torch.Generator().manual_seed(5))
+    llm = {k[len("language_model.") :]: v for k, v in state.items() if "language_model." in k}
+    want = reference_internlm2(llm, internlm2_config(), ids)
+    model, _ = load_pretrained(str(src), attn_implementation="eager")
+    with torch.no_grad():
+        got = model.eval()(input_ids=ids).logits
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
