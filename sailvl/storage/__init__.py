@@ -1,4 +1,5 @@
-"""Object storage by URI: `file://` (and plain paths), `s3://bucket/prefix`, `hdfs://`.
+"""Object storage by URI: `file://` (and plain paths), `s3://bucket/prefix`, `hdfs://`,
+`webhdfs://` (see `sailvl.storage.hdfs` for how an HDFS client is chosen).
 
 `open_store(uri)` returns a `Store` (see `sailvl.storage.base.Store`, the whole surface)
 wrapped in retries. Importing this package imports no boto3 or pyarrow: the S3 and HDFS

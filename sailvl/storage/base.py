@@ -21,7 +21,7 @@ import posixpath
 from collections.abc import Iterator
 from typing import BinaryIO, Protocol, runtime_checkable
 
-SCHEMES = ("file", "s3", "hdfs")
+SCHEMES = ("file", "s3", "hdfs", "webhdfs")
 
 
 class StorageError(Exception):
