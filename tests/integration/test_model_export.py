@@ -5,7 +5,7 @@ checkpoint exported and evaluated. One launch, 2 CPU workers over gloo.
    model_type intern_vit_6b; the tiny preset's sizes) and a tiny Qwen2 folder with its
    tokenizer, and converts the InternViT with `sailvl convert`.
 2. A pretrain-alignment stage (projector only) under ZeRO-3 starts from the two folders,
-   checkpoints every step and runs 2 steps. The vision tower of its final/ must be the
+   checkpoints every step and runs 2 steps (then the same under ZeRO-2). The vision tower of its final/ must be the
    InternViT's own tensors, bit for bit (frozen; a silent random init would differ).
 3. `sailvl export <output>/step-1 --job-config` writes a standalone folder (weights,
    tokenizer, processor config) whose projector differs from both the random init and
@@ -50,7 +50,10 @@ def test_stage1_from_original_internvit_then_export_zero3(tmp_path: Path) -> Non
              "llm": f"file://{tmp_path}/qwen2"}  # fmt: skip
     job = write_job(tmp_path / "stage1.yaml", name="s1", preset="pretrain-alignment", data=data,
                     output=out, zero=3, interval=1, lr=1e-2, model=model)  # fmt: skip
-    cmd = [sys.executable, "-m", "sailvl.train.sequence", str(job)]
+    job2 = write_job(tmp_path / "stage1-z2.yaml", name="s1z2", preset="pretrain-alignment",
+                     data=data, output=f"{out}-z2", zero=2, interval=1, lr=1e-2,
+                     model=model)  # fmt: skip
+    cmd = [sys.executable, "-m", "sailvl.train.sequence", str(job), str(job2)]
     proc = subprocess.run(
         cmd, env=train_env(tmp_path, free_port()), capture_output=True, text=True, timeout=840
     )
@@ -100,6 +103,14 @@ def test_stage1_from_original_internvit_then_export_zero3(tmp_path: Path) -> Non
     res = run_eval(cfg, generator)
     assert res["benchmarks"]["synth-ocr"]["status"] == "ok"
     assert json.loads((tmp_path / "eval" / "results.json").read_text())
+
+    # ZeRO-2 (sharded optimizer state, whole module states): the same export path.
+    assert cli(["export", f"{out}-z2", str(tmp_path / "z2"), "--job-config", str(job2)]) == 0
+    z2, _ = load_pretrained(str(tmp_path / "z2"))
+    z2_final, _ = load_pretrained(f"{out}-z2/final")
+    g2, f2 = z2.state_dict(), z2_final.state_dict()
+    assert any(not torch.equal(g2[k], f2[k]) for k in proj), "z2 export is step 1's"
+    assert all(torch.equal(g2[k], f2[k]) for k in frozen)
 
     # The original layout for serving: the same tensors under InternVL-Chat's names.
     orig_out = tmp_path / "exported-original"
