@@ -1,9 +1,12 @@
 # syntax=docker/dockerfile:1.7
 # The sailvl operator: kopf running sailvl_operator.main. Slim Python, no torch.
 # Build from the repository root: docker build -f images/operator.Dockerfile -t sailvl/operator .
+# BASE: any Debian bookworm with Python 3.11 and python3-venv; the test cluster passes its
+# locally made base (tests/cluster/controlplane/build-images.sh), no registry needed.
+ARG BASE=python:3.11.11-slim-bookworm
 
 # --- build: install the package and the operator extra into a venv ---------------------
-FROM python:3.11.11-slim-bookworm AS build
+FROM ${BASE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
@@ -14,7 +17,7 @@ COPY operator/ operator/
 RUN pip install --no-cache-dir "./[operator]"
 
 # --- runtime: the venv only, as a non-root user ------------------------------------------
-FROM python:3.11.11-slim-bookworm
+FROM ${BASE}
 LABEL org.opencontainers.image.title="sailvl-operator" \
       org.opencontainers.image.description="kopf operator for the SAIL-VL training recipe" \
       org.opencontainers.image.licenses="Apache-2.0"

@@ -27,6 +27,7 @@ EXPECTED = {
     "captioner",
     "captioner-ascend",
     "evaluator",
+    "job-cpu",
 }
 # A tag naming a full version (x.y.z, optionally with suffixes) or a pinned digest.
 PINNED = re.compile(r"^[\w.\-/:]+(:[\w.\-]*\d+\.\d+\.\d+[\w.\-]*)?(@sha256:[0-9a-f]{64})?$")
@@ -40,16 +41,25 @@ class Stage:
 
 
 def parse(path: Path) -> list[Stage]:
-    """Instructions per stage, with line continuations joined and comments dropped."""
+    """Instructions per stage, with line continuations joined and comments dropped.
+    A global ``ARG NAME=default`` (before the first FROM) is substituted into FROM lines,
+    so a ``FROM ${BASE}`` stage is checked against the default base."""
     text = re.sub(r"\\\n", " ", path.read_text())
     stages: list[Stage] = []
+    global_args: dict[str, str] = {}
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         op, _, rest = line.partition(" ")
         op, rest = op.upper(), rest.strip()
+        if op == "ARG" and not stages:
+            key, _, default = rest.partition("=")
+            global_args[key.strip()] = default.strip()
+            continue
         if op == "FROM":
+            for key, default in global_args.items():
+                rest = rest.replace("${" + key + "}", default)
             parts = rest.split()
             alias = parts[2] if len(parts) == 3 and parts[1].upper() == "AS" else None
             stages.append(Stage(base=parts[0], alias=alias))
@@ -146,7 +156,7 @@ def test_entrypoint_is_a_real_command(name: str) -> None:
         return
     assert argv[0] == "sailvl"
     args = cli._parser().parse_args(argv[1:])  # SystemExit on anything the CLI rejects
-    expected = {"trainer": "train", "captioner": "caption", "evaluator": "eval"}
+    expected = {"trainer": "train", "captioner": "caption", "evaluator": "eval", "job": "train"}
     assert args.command == expected[name.split("-")[0]]
 
 
@@ -164,6 +174,7 @@ def test_a_wrong_subcommand_is_caught() -> None:
         ("captioner-ascend", ["lmdeploy==", "torch-npu==", "dlinfer-ascend==", "cann:"]),
         ("evaluator", ['"./[train]"']),
         ("operator", ['"./[operator]"', "python:3.11"]),
+        ("job-cpu", ['"./[train]"', "cpu-requirements.py", "python:3.11"]),
     ],
 )
 def test_each_image_installs_its_stack(name: str, needles: list[str]) -> None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the test control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kwok) from Go modules into a cache folder outside the repository:
+# kube-scheduler, kwok) and the real worker node's Go parts (kubelet, kube-proxy,
+# CoreDNS) from Go modules into a cache folder outside the repository:
 #
 #   ${SAILVL_CACHE:-$HOME/.cache/sailvl}/controlplane/<versions>/bin
 #
@@ -14,9 +15,12 @@
 # - kube-*: k8s.io/kubernetes requires its staging modules (k8s.io/api, ...) at v0.0.0
 #   and replaces them with ./staging/src/...; a throwaway module requires
 #   k8s.io/kubernetes and replaces every staging module named in the release's own
-#   go.mod with its published v0.<minor>.<patch>. The three commands are built in one
-#   `go build` so shared packages compile once; version ldflags make /version report it.
-# - kwok: `go install sigs.k8s.io/kwok/cmd/kwok@version` (no replace directives).
+#   go.mod with its published v0.<minor>.<patch>. The five commands (apiserver,
+#   controller-manager, scheduler, kubelet, kube-proxy) are built in one `go build` so
+#   shared packages compile once (kubelet + kube-proxy add ~130 packages to ~1,700);
+#   version ldflags make /version report the release.
+# - kwok, CoreDNS: `go install <module>/cmd@version` (no replace directives).
+# Concurrent runs (two `make tools`) serialise on a lock file in the cache folder.
 #
 # Usage: tests/cluster/controlplane/build.sh [--print-bin]
 #   --print-bin   only print the bin folder path (build nothing)
@@ -27,7 +31,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/versions.env"
 
 export PATH="/usr/local/go/bin:$PATH"
-key="etcd-${ETCD_VERSION}_kube-${KUBE_VERSION}_kwok-${KWOK_VERSION}"
+# "-node": the kube build includes kubelet + kube-proxy (older caches lacked them).
+key="etcd-${ETCD_VERSION}_kube-${KUBE_VERSION}-node_kwok-${KWOK_VERSION}_coredns-${COREDNS_VERSION}"
 root="${SAILVL_CACHE:-$HOME/.cache/sailvl}/controlplane/$key"
 bin="$root/bin"
 
@@ -43,6 +48,8 @@ export CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false" GOMAXPROCS="${GOMAXPROCS
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 jobs="${BUILD_JOBS:-2}"
 mkdir -p "$bin" "$root/src"
+exec 9>"$root/.build.lock"
+flock 9
 
 t_all=$(date +%s)
 step() { # step NAME: prints elapsed seconds since the step started
@@ -65,6 +72,16 @@ build_kwok() {
   step "kwok" "$t"
 }
 
+build_coredns() {
+  have coredns && return 0
+  local t; t=$(date +%s)
+  echo "build.sh: building coredns $COREDNS_VERSION"
+  GOBIN="$bin" go install -p "$jobs" -trimpath -ldflags "-s -w" \
+    "github.com/coredns/coredns@$COREDNS_VERSION"
+  stamp coredns
+  step "coredns" "$t"
+}
+
 build_etcd() {
   have etcd && return 0
   local t d; t=$(date +%s); d="$root/src/etcd"
@@ -83,9 +100,9 @@ build_etcd() {
 }
 
 build_kube() {
-  have kube-apiserver kube-controller-manager kube-scheduler && return 0
+  have kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy && return 0
   local t d gomod staging minor; t=$(date +%s); d="$root/src/kube"
-  echo "build.sh: building kube-apiserver/controller-manager/scheduler $KUBE_VERSION"
+  echo "build.sh: building kube-apiserver/controller-manager/scheduler/kubelet/proxy $KUBE_VERSION"
   rm -rf "$d" && mkdir -p "$d/out"
   staging="v0.${KUBE_VERSION#v1.}"   # v1.36.3 -> v0.36.3
   minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
@@ -121,15 +138,18 @@ build_kube() {
     go build -p "$jobs" -trimpath -ldflags "$ld" -o out/ \
       k8s.io/kubernetes/cmd/kube-apiserver \
       k8s.io/kubernetes/cmd/kube-controller-manager \
-      k8s.io/kubernetes/cmd/kube-scheduler
+      k8s.io/kubernetes/cmd/kube-scheduler \
+      k8s.io/kubernetes/cmd/kubelet \
+      k8s.io/kubernetes/cmd/kube-proxy
   )
   mv "$d/out/"* "$bin/"
-  stamp kube-apiserver kube-controller-manager kube-scheduler
+  stamp kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy
   step "kube" "$t"
 }
 
 build_kwok
 build_etcd
 build_kube
+build_coredns
 echo "build.sh: control plane ready in $(($(date +%s) - t_all)) s"
 echo "$bin"

@@ -11,10 +11,15 @@ order and readiness, each on its own free loopback port, in a temporary folder:
    so the token path is exercised; garbage collector and Job controller included) and
    kube-scheduler (``/healthz``);
 5. kwok (``/healthz``) with the Stages of ``kwok-stages.yaml``, then the fake nodes
-   (``nodes.py``) until all are Ready, and the ``default`` service account.
+   (``nodes.py``) until all are Ready, and the ``default`` service account;
+6. with ``real_node`` set: a real worker node (``realnode.py``: containerd, kubelet,
+   kube-proxy, CoreDNS; its bridge is made before the API server starts, which then
+   listens on all addresses and runs the Node authorizer). The KWOK nodes are tainted
+   then, so pods without a toleration land on the real node.
 
-``stop()`` ends the components in reverse order by PID. A person can run
-``python -m tests.cluster.controlplane.harness`` to get a cluster and its KUBECONFIG.
+``stop()`` stops the real node first (undoing its host changes), then the components in
+reverse order by PID. A person can run ``python -m tests.cluster.controlplane.harness
+[--real-node]`` to get a cluster and its KUBECONFIG.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import ssl
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -35,6 +40,7 @@ from .client import Kubectl, wait_for
 from .nodes import NodeSet
 from .pki import generate, write_kubeconfig
 from .process import Component, free_ports, http_ok, insecure_context
+from .realnode import RealNode, RealNodeConfig
 
 HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "build.sh"
@@ -61,7 +67,10 @@ def default_bin_dir() -> Path:
         return Path(os.environ["SAILVL_CONTROLPLANE_BIN"])
     v = versions()
     cache = Path(os.environ.get("SAILVL_CACHE") or Path.home() / ".cache" / "sailvl")
-    key = f"etcd-{v['ETCD_VERSION']}_kube-{v['KUBE_VERSION']}_kwok-{v['KWOK_VERSION']}"
+    key = (
+        f"etcd-{v['ETCD_VERSION']}_kube-{v['KUBE_VERSION']}-node_kwok-{v['KWOK_VERSION']}"
+        f"_coredns-{v['COREDNS_VERSION']}"
+    )
     return cache / "controlplane" / key / "bin"
 
 
@@ -78,6 +87,7 @@ class Config:
     stages: Path = HERE / "kwok-stages.yaml"  # kwok --config file (Stage documents)
     # Extra flags appended per component, e.g. {"kube-apiserver": ["--feature-gates=..."]}.
     extra_args: dict[str, list[str]] = field(default_factory=dict)
+    real_node: RealNodeConfig | None = None  # a real worker node too (realnode.py)
 
     def __post_init__(self) -> None:
         if self.start_timeout <= 0:
@@ -89,7 +99,10 @@ class Config:
             raise ValueError(f"extra_args: unknown components {unknown}; known: {list(BINARIES)}")
 
     def missing_binaries(self) -> list[str]:
-        return [b for b in BINARIES if not os.access(self.bin_dir / b, os.X_OK)]
+        missing = [b for b in BINARIES if not os.access(self.bin_dir / b, os.X_OK)]
+        if self.real_node is not None:
+            missing += self.real_node.missing(self.bin_dir)
+        return missing
 
 
 class ControlPlane:
@@ -103,6 +116,7 @@ class ControlPlane:
         self.server = ""
         self.startup_seconds = 0.0
         self.kubectl: Kubectl | None = None
+        self.node: RealNode | None = None
         self._own_workdir = False
 
     def __enter__(self) -> ControlPlane:
@@ -121,7 +135,8 @@ class ControlPlane:
             raise ControlPlaneUnavailable(
                 f"control-plane binaries missing in {cfg.bin_dir}: {', '.join(missing)}. "
                 "Build them with tests/cluster/controlplane/build.sh (Go modules; the cold "
-                "build takes tens of minutes on 2 cores, later runs reuse the cache)."
+                "build takes tens of minutes on 2 cores, later runs reuse the cache); a real "
+                "node also needs install-node-tools.sh and build-images.sh (`make tools`)."
             )
         t0 = time.monotonic()
         self._own_workdir = cfg.workdir is None
@@ -134,7 +149,11 @@ class ControlPlane:
         self.startup_seconds = time.monotonic() - t0
 
     def stop(self) -> None:
-        """Stop every started component by PID, newest first; remove a temp workdir."""
+        """Stop the real node (undoing its host changes), then every started component
+        by PID, newest first; remove a temp workdir."""
+        if self.node is not None:
+            self.node.stop()
+            self.node = None
         for comp in reversed(self.components):
             comp.stop()
         self.components.clear()
@@ -144,6 +163,12 @@ class ControlPlane:
     def _start_all(self) -> None:
         cfg, wd = self.config, self.workdir
         pki = generate(wd / "pki")
+        network = ["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+                   "--authorization-mode=RBAC", "--endpoint-reconciler-type=none"]  # fmt: skip
+        if cfg.real_node is not None:
+            self.node = RealNode(cfg.real_node, wd, cfg.bin_dir)
+            self.node.prepare_host()
+            network = cfg.real_node.apiserver_args(pki)
         etcd_port, etcd_peer, api_port, kcm_port, sched_port, kwok_port = free_ports(6)
         self.server = f"https://127.0.0.1:{api_port}"
         self.kubeconfig = write_kubeconfig(pki, self.server, wd / "kubeconfig")
@@ -162,16 +187,15 @@ class ControlPlane:
         etcd.wait_ready(lambda: http_ok(f"{etcd_url}/health", expect="true"), cfg.start_timeout)
 
         api = self._launch("kube-apiserver", [
-            str(b / "kube-apiserver"), f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            str(b / "kube-apiserver"), f"--etcd-servers={etcd_url}", *network,
             f"--secure-port={api_port}", f"--cert-dir={wd / 'apiserver-certs'}",
             f"--tls-cert-file={pki.server_cert}", f"--tls-private-key-file={pki.server_key}",
-            f"--client-ca-file={pki.ca_cert}", "--authorization-mode=RBAC",
+            f"--client-ca-file={pki.ca_cert}",
             f"--service-account-key-file={pki.sa_pub}",
             f"--service-account-signing-key-file={pki.sa_key}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             "--service-cluster-ip-range=10.96.0.0/16", "--allow-privileged=true",
-            "--endpoint-reconciler-type=none", "--profiling=false", v,
+            "--profiling=false", v,
         ])  # fmt: skip
         ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
         ctx.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
@@ -207,8 +231,9 @@ class ControlPlane:
         kwok.wait_ready(lambda: http_ok(f"http://127.0.0.1:{kwok_port}/healthz"), cfg.start_timeout)
 
         self.kubectl = kubectl = Kubectl(self.kubeconfig)
-        kubectl.apply(*cfg.nodes.manifests())
-        names = set(cfg.nodes.names())
+        nodes = replace(cfg.nodes, taint=True) if cfg.real_node else cfg.nodes
+        kubectl.apply(*nodes.manifests())
+        names = set(nodes.names())
 
         def nodes_ready() -> bool:
             kwok.check_alive()
@@ -226,6 +251,8 @@ class ControlPlane:
             timeout=cfg.start_timeout,
             what="serviceaccount default/default (service-account controller)",
         )
+        if self.node is not None:
+            self.node.start(pki, self.server, self.kubeconfig, cfg.start_timeout)
 
     def _launch(self, name: str, argv: list[str]) -> Component:
         argv = argv + self.config.extra_args.get(name, [])
@@ -239,15 +266,25 @@ def main(argv: list[str] | None = None) -> int:
     """Start a cluster, print its KUBECONFIG, and keep it up until Ctrl-C."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, help="keep data, certs and logs here")
+    parser.add_argument(
+        "--real-node", action="store_true", help="add a real worker node (root; make tools)"
+    )
     args = parser.parse_args(argv)
-    cp = ControlPlane(Config(workdir=args.workdir, keep_workdir=args.workdir is not None))
+    real = RealNodeConfig() if args.real_node else None
+    cp = ControlPlane(
+        Config(workdir=args.workdir, keep_workdir=args.workdir is not None, real_node=real)
+    )
 
     def interrupt(signum: int, frame: object) -> None:
+        # A second signal must not cut stop() short: a real node would leave its
+        # processes, iptables chains and sysctls behind.
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
         raise KeyboardInterrupt  # SIGTERM / SIGHUP stop the components like Ctrl-C
 
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGHUP, interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with & in a script
+    signal.signal(signal.SIGINT, interrupt)  # even if started with & in a script
     try:
         cp.start()
     except ControlPlaneUnavailable as err:

@@ -7,8 +7,9 @@ stage then only adds conditions, addresses and nodeInfo. kwok manages only nodes
 carry the annotation :data:`KWOK_ANNOTATION` (it runs with
 ``--manage-nodes-with-annotation-selector``), and keeps their Leases renewed.
 
-The nodes carry no taint: every node in this cluster is fake, so pods need no
-toleration to land on them.
+The nodes carry no taint unless ``taint`` is set: in a cluster of only fake nodes pods
+need no toleration. With a real node next to them (``realnode.py``) they carry
+:data:`KWOK_TAINT`, so only pods that tolerate it (the tests' KWOK pods) land on them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ KWOK_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 #: Extended resource names as the device plugins advertise them.
 NVIDIA_GPU = "nvidia.com/gpu"
 ASCEND_910 = "huawei.com/Ascend910"
+#: The taint of the fake nodes in a cluster with a real node.
+KWOK_TAINT = {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +36,7 @@ class NodeSet:
     cpu: str = "64"  # CPU capacity of every node
     memory: str = "512Gi"  # memory capacity of every node
     pods: str = "110"  # pod capacity of every node
+    taint: bool = False  # taint every node with KWOK_TAINT (a cluster with a real node)
 
     def __post_init__(self) -> None:
         for field in ("gpu_nodes", "ascend_nodes", "cpu_nodes"):
@@ -96,6 +100,6 @@ class NodeSet:
                     **labels,
                 },
             },
-            "spec": {},
+            "spec": {"taints": [dict(KWOK_TAINT)]} if self.taint else {},
             "status": {"allocatable": dict(resources), "capacity": dict(resources)},
         }

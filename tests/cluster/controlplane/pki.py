@@ -76,8 +76,33 @@ def generate(folder: Path) -> Pki:
     return pki
 
 
-def write_kubeconfig(pki: Pki, server: str, path: Path) -> Path:
-    """An admin kubeconfig with the CA and client certificate embedded (portable)."""
+def sign_client(pki: Pki, cn: str, org: str, cert: Path, key: Path) -> None:
+    """A client certificate for (CN, O) signed by the CA, e.g. a kubelet's identity
+    ``system:node:<name>`` in ``system:nodes``, which the Node authorizer checks."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("the openssl CLI is needed to sign a node certificate")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True)
+
+    csr, ext = cert.with_suffix(".csr"), cert.with_suffix(".ext")
+    ext.write_text("basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    run("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(key))
+    run("req", "-new", "-key", str(key), "-subj", f"/O={org}/CN={cn}", "-out", str(csr))
+    run(
+        "x509", "-req", "-in", str(csr), "-CA", str(pki.ca_cert), "-CAkey", str(pki.ca_key),
+        "-CAcreateserial", "-days", "7", "-extfile", str(ext), "-out", str(cert),
+    )  # fmt: skip
+    csr.unlink()
+    ext.unlink()
+
+
+def write_kubeconfig(
+    pki: Pki, server: str, path: Path, cert: Path | None = None, key: Path | None = None
+) -> Path:
+    """A kubeconfig with the CA and a client certificate embedded (portable): the admin
+    certificate unless cert/key name another one."""
 
     def b64(p: Path) -> str:
         return base64.b64encode(p.read_bytes()).decode()
@@ -98,8 +123,8 @@ def write_kubeconfig(pki: Pki, server: str, path: Path) -> Path:
             {
                 "name": "admin",
                 "user": {
-                    "client-certificate-data": b64(pki.admin_cert),
-                    "client-key-data": b64(pki.admin_key),
+                    "client-certificate-data": b64(cert or pki.admin_cert),
+                    "client-key-data": b64(key or pki.admin_key),
                 },
             }
         ],

@@ -1,0 +1,44 @@
+# syntax=docker/dockerfile:1.7
+# CPU job image: caption (transformers backend), train (DeepSpeed on CPU over gloo) and
+# eval in one image, for CPU nodes and the test cluster's real worker node. The entrypoint
+# and user are the same as the CUDA and Ascend images'; only the torch install differs.
+# Build from the repository root: docker build -f images/job-cpu.Dockerfile .
+# BASE: any Debian bookworm with Python 3.11 and python3-venv; the test cluster passes
+# its locally made base (tests/cluster/controlplane/build-images.sh), no registry needed.
+ARG BASE=python:3.11.11-slim-bookworm
+
+# --- build: resolve [train], install it without the CUDA-only wheels --------------------
+FROM ${BASE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 DS_BUILD_OPS=0 DS_ACCELERATOR=cpu
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY images/cpu-requirements.py /src/images/
+COPY pyproject.toml README.md ./
+COPY sailvl/ sailvl/
+# torch on PyPI is the CUDA build; it runs on CPU without its ~4 GB of nvidia-*, cuda-*
+# and triton wheels, which cpu-requirements.py leaves out of pip's own resolution. The
+# pip cache is a build-time mount (build-images.sh), never part of a layer.
+# hadolint ignore=DL3042
+RUN pip install pip==25.3 \
+ && python images/cpu-requirements.py "./[train]" >/tmp/requirements.txt \
+ && pip install --no-deps -r /tmp/requirements.txt \
+ && pip install --no-deps ./
+
+# --- runtime --------------------------------------------------------------------------------
+FROM ${BASE}
+LABEL org.opencontainers.image.title="sailvl-job-cpu"
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    DS_BUILD_OPS=0 \
+    DS_ACCELERATOR=cpu \
+    HOME=/home/sailvl
+# Some bases already define uid 1000 (e.g. a default user); reuse it rather than fail.
+RUN (id -u 1000 >/dev/null 2>&1 || useradd --uid 1000 --create-home --home-dir /home/sailvl --shell /usr/sbin/nologin sailvl) \
+ && mkdir -p /home/sailvl && chown 1000:1000 /home/sailvl
+USER 1000:1000
+WORKDIR /home/sailvl
+EXPOSE 9400
+ENTRYPOINT ["sailvl"]
+CMD ["train", "--config", "/etc/sailvl/job.yaml"]
