@@ -27,8 +27,10 @@ venv: $(STAMP)
 # Tools that are not Python packages: promtool (Debian), helm and the control plane
 # (built from Go modules into $(CACHE), reused when present).
 tools: venv
+	bash tests/cluster/controlplane/install-node-tools.sh
 	bash tests/chart/install-tools.sh
 	bash tests/cluster/controlplane/build.sh
+	bash tests/cluster/controlplane/build-images.sh
 	bash tests/cluster/controlplane/build-kueue.sh
 
 lint: venv
@@ -48,8 +50,9 @@ demo: venv
 crds: venv
 	$(BIN)/sailvl crds
 
+# `make cluster REAL_NODE=1` adds a real worker node (containerd, kubelet, the images).
 cluster: venv tools
-	$(BIN)/python -m tests.cluster.controlplane.harness
+	$(BIN)/python -m tests.cluster.controlplane.harness $(if $(REAL_NODE),--real-node)
 
 # Each bench writes benchmarks/results/<bench>.json; the table in benchmarks/README.md
 # is regenerated from those files (BENCHES=tests/bench/bench_packing.py runs just one).
