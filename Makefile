@@ -29,6 +29,7 @@ venv: $(STAMP)
 tools: venv
 	bash tests/cluster/controlplane/install-node-tools.sh
 	bash tests/chart/install-tools.sh
+	bash tests/fixtures/hdfs/build.sh
 	bash tests/cluster/controlplane/build.sh
 	bash tests/cluster/controlplane/build-images.sh
 	bash tests/cluster/controlplane/build-kueue.sh
