@@ -98,7 +98,11 @@ class WebHdfsStore:
         try:
             created = self._json("PUT", tmp, "CREATE", key, noredirect="true", overwrite="false")
             self._call("PUT", created["Location"], key, data)
-            self._json("PUT", tmp, "RENAME", key, destination=path, renameoptions="OVERWRITE")
+            done = self._json(
+                "PUT", tmp, "RENAME", key, destination=path, renameoptions="OVERWRITE"
+            )
+            if done.get("boolean") is False:  # a rename without OVERWRITE semantics
+                raise StorageError(f"webhdfs: {key!r}: rename onto {path} refused")
         except BaseException:
             # Best effort: a temp left behind is hidden from list() anyway.
             with contextlib.suppress(StorageError):

@@ -97,6 +97,8 @@ def test_hdfs_overwrite_is_atomic_and_leaves_no_temps(uri: str, hdfs_server: Hdf
     assert not errors, errors
     assert seen <= {old, new} and seen
     assert store.read_bytes("k") == old  # the last write (i = 5) was `old`
+    store.write_bytes("k", b"last")
+    assert store.read_bytes("k") == b"last"
     assert raw_names(hdfs_server, hdfs_server_path(uri)) == ["k"]
 
 
