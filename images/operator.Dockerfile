@@ -27,6 +27,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1
 # 65532 is the conventional "nonroot" uid; the chart's runAsUser matches it. The root
 # filesystem is mounted read-only by the chart, so nothing is written outside /tmp.
+# The uid needs a passwd entry: kopf names its peering identity after getpass.getuser(),
+# which raises KeyError for an unknown uid and the operator exits at start.
+RUN groupadd --gid 65532 nonroot \
+ && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin nonroot
 USER 65532:65532
 WORKDIR /tmp
 EXPOSE 8080 9090

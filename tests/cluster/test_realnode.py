@@ -7,6 +7,9 @@ What each test proves through real pods (nothing here is faked):
   the headless Service name (as MASTER_ADDR does) and talks TCP to it;
 - ServiceAccount tokens, kube-proxy and `kubectl exec`: a pod reads its own object
   from the API server through the `kubernetes` Service with its mounted token;
+- the chart installs the operator from its image (rendered by Helm with test values,
+  applied as `helm install` would): the operator runs as a pod under the chart's
+  ServiceAccount and RBAC, and writes a spec error into a TrainStage's status;
 - stop() undoes every host change (sysctls, iptables chains, bridge, mounts, processes).
 
 The node needs root, `make tools` (Debian packages, kubelet/kube-proxy/CoreDNS, images):
@@ -24,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from tests.chart.conftest import helm, render  # noqa: F401 - fixtures
+from tests.chart.helpers import REPO, Renderer
 from tests.cluster.controlplane import hoststate
 from tests.cluster.controlplane.client import Kubectl, wait_for
 from tests.cluster.controlplane.harness import Config, ControlPlane
@@ -33,6 +38,7 @@ from tests.cluster.controlplane.realnode import REAL_NODE_LABEL, RealNodeConfig
 pytestmark = pytest.mark.cluster
 
 JOB_IMAGE = "localhost/sailvl/job-cpu:local"
+OPERATOR_IMAGE = ("localhost/sailvl/operator", "local")
 BASE_IMAGE = "localhost/sailvl/base:bookworm"
 TOOLS = "make tools (install-node-tools.sh, build.sh, build-images.sh)"
 
@@ -228,6 +234,46 @@ def test_exec_and_service_account_token_reach_the_api_server(k: Kubectl, ns: str
     running = wait_phase(k, "sleeper", ns, "Running", timeout=120)
     out = k("exec", "sleeper", "-n", ns, "--", "python3", "-c", WHOAMI, timeout=60)
     assert out.stdout.strip() == running["metadata"]["uid"], out.stderr
+
+
+def test_chart_runs_the_operator_image_under_its_service_account(
+    k: Kubectl,
+    ns: str,
+    render: Renderer,  # noqa: F811
+) -> None:
+    k.apply(REPO / "charts" / "sailvl-operator" / "crds", server_side=True)
+    k("wait", "--for=condition=Established", "crd/trainstages.sailvl.io", "--timeout=60s")
+    values = {
+        "fullnameOverride": "op",
+        "image": {"repository": OPERATOR_IMAGE[0], "tag": OPERATOR_IMAGE[1]},
+        "jobImages": {key: JOB_IMAGE for key in ("trainerCuda", "captioner", "evaluator")},
+    }
+    docs = [d for d in render(values, namespace=ns) if not d["apiVersion"].startswith("monit")]
+    k.apply(*docs, server_side=True)
+    k("rollout", "status", "deployment/op", "-n", ns, "--timeout=300s", timeout=320)
+    (op,) = k.pods(ns, "app.kubernetes.io/name=sailvl-operator")
+    assert op["spec"]["serviceAccountName"] == "op"
+    assert op["spec"]["containers"][0]["image"] == ":".join(OPERATOR_IMAGE)
+    assert op["spec"]["nodeName"] == "real-0"
+    # A spec error only the operator finds (the CRD schema admits it): its pod writes
+    # the InvalidSpec condition through the chart's RBAC.
+    k.apply({
+        "apiVersion": "sailvl.io/v1alpha1",
+        "kind": "TrainStage",
+        "metadata": {"name": "toobig", "namespace": ns},
+        "spec": {
+            "preset": "sft-knowledge", "model": {"preset": "2b"},
+            "data": [{"uri": "s3://d/x"}], "budget": {"steps": 5}, "maxTiles": 40,
+            "output": "s3://o/x",
+        },
+    })  # fmt: skip
+
+    def invalid() -> dict[str, Any] | None:
+        conds = (k.get("trainstage", "toobig", ns) or {}).get("status", {}).get("conditions", [])
+        return next((c for c in conds if c.get("reason") == "InvalidSpec"), None)
+
+    cond = wait_for(invalid, timeout=120, what="InvalidSpec from the operator pod", interval=1)
+    assert "maxTiles" in cond["message"]
 
 
 def test_stop_undoes_every_host_change(real: tuple[ControlPlane, hoststate.HostState]) -> None:
