@@ -1,7 +1,7 @@
 """Caption and SFT data quality: the paper's Table 1 statistics and judge prompts.
 
 - `sailvl.quality.stats`: average length, unique 2-/3-grams, unique nouns, verbs and
-  adjectives per sample (English via TextBlob's offline PatternTagger, Chinese via
+  adjectives per sample as Table 1 defines them (distinct over the draw / samples; English via TextBlob's offline PatternTagger, Chinese via
   jieba.posseg), over texts or a sample of a dataset; `stats_main` prints Table-1 rows.
 - `sailvl.quality.judge`: the Figure 7 caption-score prompt and the Figure 10 SFT data
   prompts (difficulty, complexity, image-text relevance) against any OpenAI-compatible

@@ -1,4 +1,4 @@
-"""`sailvl stats DATASET [--sample N] [--lang auto|en|zh]`: Table 1 rows of a dataset."""
+"""`sailvl stats DATASET [--sample N] [--seed S] [--lang auto|en|zh]`: Table 1 rows."""
 
 from __future__ import annotations
 
@@ -10,4 +10,4 @@ def main(args: Any) -> int:
 
     if getattr(args, "column", "caption") != "caption":
         raise SystemExit("sailvl stats: only the caption column is supported")
-    return stats_main(args.dataset, args.sample, args.lang)
+    return stats_main(args.dataset, args.sample, args.lang, getattr(args, "seed", 0))

@@ -1,24 +1,32 @@
 """The paper's Table 1 caption statistics.
 
-Definitions (per caption c, after tagging with `sailvl.quality.tagging`):
+Per caption c, after tagging with `sailvl.quality.tagging`:
 
 - words(c): the caption's tokens with punctuation removed (a token with no letter or
-  digit), case-folded. English tokens come from the Pattern tokenizer (so "don't" is
-  "do" + "n't"), Chinese tokens from jieba's segmentation (words, not characters).
-- length(c) = |words(c)|. `avg_chars` (characters of the stripped caption) is
-  reported next to it, since Chinese lengths are often quoted in characters.
-- uniq_2gram(c), uniq_3gram(c): the number of *distinct* n-grams of consecutive
-  entries of words(c) (n-grams run across sentence boundaries, punctuation having been
-  removed). A caption of k words has at most k - n + 1.
-- uniq_noun(c), uniq_verb(c), uniq_adj(c): the number of distinct case-folded words of
-  c tagged noun (Penn NN*, jieba n*), verb (VB*, v*) or adjective (JJ*, a*). No
-  lemmatising ("dog" and "dogs" are two nouns): WordNet is a download, and the paper's
-  NLTK pipeline does not say it lemmatised.
+  digit), case-folded. English tokens come from the Pattern tokenizer, which splits as
+  NLTK's Treebank tokenizer does ("don't" is "do" + "n't"), tagged with Penn Treebank
+  tags; Chinese tokens from jieba's segmentation (words, not characters) and jieba POS.
+- 2-grams(c), 3-grams(c): n-grams of consecutive entries of words(c) (they run across
+  sentence boundaries, punctuation having been removed).
+- nouns(c), verbs(c), adjs(c): case-folded words tagged noun (Penn NN*, jieba n*), verb
+  (VB*, v*) or adjective (JJ*, a*). No lemmatising ("dog" and "dogs" are two nouns):
+  WordNet is a download, and the paper does not say it lemmatised.
 
-"Per sample" means the mean over captions of these per-caption counts, which is how
-Table 1 compares datasets of different sizes: every row is an average over the
-sampled captions. The numbers of distinct 2-grams, 3-grams and nouns over the whole
-sample (not per caption) are reported as `corpus_*` for reference.
+Table 1 ("unique items per sample"), over a draw D of N captions:
+
+- avg_length = mean over D of |words(c)|; `avg_chars` (characters of the stripped
+  caption) is reported next to it, since Chinese lengths are often quoted in characters.
+- uniq_X = |union over D of X(c)| / N for X in 2-grams, 3-grams, nouns, verbs, adjs:
+  the distinct items of the *whole draw* divided by the number of samples. That is the
+  only reading that fits the paper's figures (87.9 words but 14.3 unique 2-grams per
+  sample, while one 88-word caption alone holds ~80 distinct 2-grams). It measures the
+  diversity of a dataset: a dataset made of every caption twice has half the values.
+  The numerators are reported as `distinct_X`.
+- per_caption_X = mean over D of |X(c)|: distinct items within each caption, a
+  different quantity (not comparable with Table 1), kept for reference.
+
+Because uniq_X depends on N, Table 1 rows are only comparable at the same draw size:
+the paper uses 10,000 random samples, the default here (`DEFAULT_SAMPLE`).
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ from typing import Any
 
 from sailvl.quality.tagging import ADJ, NOUN, PUNCT, VERB, detect_lang, tag
 
+DEFAULT_SAMPLE = 10_000  # Table 1's draw size
+DEFAULT_SEED = 0
+KINDS = ("2gram", "3gram", "noun", "verb", "adj")
 FIELDS = ("avg_length", "uniq_2gram", "uniq_3gram", "uniq_noun", "uniq_verb", "uniq_adj")
 HEADERS = (
     "Avg. Length",
@@ -43,20 +54,27 @@ HEADERS = (
 
 @dataclass(kw_only=True)
 class CaptionStats:
-    """Table 1 row for a set of captions (means over captions, see module docstring)."""
+    """Table 1 row for a draw of captions in one language (see module docstring)."""
 
     lang: str  # en | zh
-    samples: int  # captions measured
+    samples: int  # captions measured (N)
     avg_length: float  # mean words per caption
     avg_chars: float  # mean characters per caption
-    uniq_2gram: float  # mean distinct word 2-grams per caption
-    uniq_3gram: float  # mean distinct word 3-grams per caption
-    uniq_noun: float  # mean distinct nouns per caption
-    uniq_verb: float  # mean distinct verbs per caption
-    uniq_adj: float  # mean distinct adjectives per caption
-    corpus_2gram: int  # distinct 2-grams over all captions
-    corpus_3gram: int  # distinct 3-grams over all captions
-    corpus_noun: int  # distinct nouns over all captions
+    uniq_2gram: float  # Table 1: distinct 2-grams over the draw / N
+    uniq_3gram: float  # Table 1: distinct 3-grams over the draw / N
+    uniq_noun: float  # Table 1: distinct nouns over the draw / N
+    uniq_verb: float  # Table 1: distinct verbs over the draw / N
+    uniq_adj: float  # Table 1: distinct adjectives over the draw / N
+    distinct_2gram: int  # distinct 2-grams over the draw
+    distinct_3gram: int
+    distinct_noun: int
+    distinct_verb: int
+    distinct_adj: int
+    per_caption_2gram: float  # mean distinct 2-grams within one caption (not Table 1)
+    per_caption_3gram: float
+    per_caption_noun: float
+    per_caption_verb: float
+    per_caption_adj: float
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,57 +84,58 @@ def ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-def caption_counts(text: str, lang: str) -> dict[str, Any]:
-    """Per-caption counts plus the sets behind them (for corpus totals)."""
+def caption_items(text: str, lang: str) -> tuple[int, dict[str, set[Any]]]:
+    """One caption tagged once: its word count and {kind: item set} for every kind."""
     pairs = [(w.casefold(), c) for w, c in tag(text, lang) if c != PUNCT]
     words = [w for w, _ in pairs]
-    by_class = {k: {w for w, c in pairs if c == k} for k in (NOUN, VERB, ADJ)}
-    bi, tri = ngrams(words, 2), ngrams(words, 3)
-    return {
-        "length": len(words),
-        "chars": len(text.strip()),
-        "uniq_2gram": len(bi),
-        "uniq_3gram": len(tri),
-        "uniq_noun": len(by_class[NOUN]),
-        "uniq_verb": len(by_class[VERB]),
-        "uniq_adj": len(by_class[ADJ]),
-        "_sets": (bi, tri, by_class[NOUN]),
-    }
+    items: dict[str, set[Any]] = {"2gram": ngrams(words, 2), "3gram": ngrams(words, 3)}
+    for kind, cls in (("noun", NOUN), ("verb", VERB), ("adj", ADJ)):
+        items[kind] = {w for w, c in pairs if c == cls}
+    return len(words), items
+
+
+def caption_counts(text: str, lang: str) -> dict[str, int]:
+    """Per-caption counts: length (words), chars, and uniq_<kind> within the caption."""
+    n_words, items = caption_items(text, lang)
+    out = {"length": n_words, "chars": len(text.strip())}
+    out.update({f"uniq_{k}": len(v) for k, v in items.items()})
+    return out
 
 
 def compute_stats(texts: Iterable[str], lang: str) -> CaptionStats:
     """Table 1 statistics of `texts` (all in `lang`, en or zh); empty texts are skipped."""
-    rows = [caption_counts(t, lang) for t in texts if t and t.strip()]
-    n = len(rows)
+    kept = [t for t in texts if t and t.strip()]
+    n = len(kept)
+    union: dict[str, set[Any]] = {k: set() for k in KINDS}
+    per: dict[str, int] = {k: 0 for k in KINDS}
+    length = chars = 0
+    for t in kept:
+        n_words, items = caption_items(t, lang)
+        length += n_words
+        chars += len(t.strip())
+        for k in KINDS:
+            union[k] |= items[k]
+            per[k] += len(items[k])
 
-    def mean(key: str) -> float:
-        return round(sum(r[key] for r in rows) / n, 4) if n else 0.0
+    def ratio(x: int) -> float:
+        return round(x / n, 4) if n else 0.0
 
-    corpus: list[set[Any]] = [set(), set(), set()]
-    for r in rows:
-        for acc, s in zip(corpus, r["_sets"], strict=True):
-            acc |= s
-    return CaptionStats(
-        lang=lang,
-        samples=n,
-        avg_length=mean("length"),
-        avg_chars=mean("chars"),
-        uniq_2gram=mean("uniq_2gram"),
-        uniq_3gram=mean("uniq_3gram"),
-        uniq_noun=mean("uniq_noun"),
-        uniq_verb=mean("uniq_verb"),
-        uniq_adj=mean("uniq_adj"),
-        corpus_2gram=len(corpus[0]),
-        corpus_3gram=len(corpus[1]),
-        corpus_noun=len(corpus[2]),
-    )
+    fields: dict[str, Any] = {"avg_length": ratio(length), "avg_chars": ratio(chars)}
+    for k in KINDS:
+        fields[f"uniq_{k}"] = ratio(len(union[k]))
+        fields[f"distinct_{k}"] = len(union[k])
+        fields[f"per_caption_{k}"] = ratio(per[k])
+    return CaptionStats(lang=lang, samples=n, **fields)
 
 
-def sample_captions(dataset_uri: str, sample: int, seed: int = 0) -> list[tuple[str, str]]:
-    """Up to `sample` (caption, lang) pairs drawn uniformly from a dataset's shards.
+def sample_captions(
+    dataset_uri: str, sample: int, seed: int = DEFAULT_SEED
+) -> list[tuple[str, str]]:
+    """Up to `sample` (caption, lang) pairs drawn at random (seeded) from a dataset.
 
-    Shards are visited in a seeded random order until enough captions are collected,
-    then a seeded uniform sample is taken, so a large dataset is not read whole. Rows
+    Shards are visited in a seeded random order until 4x `sample` captions are pooled,
+    then a seeded uniform sample of the pool is taken, so a large dataset is not read
+    whole (the draw is uniform over the visited shards, which are a random subset). Rows
     with an empty caption or a `caption_status` other than ok (caption worker output)
     are skipped. `lang` is the row's `lang` column when it is en/zh, else detected."""
     import io
@@ -149,7 +168,10 @@ def sample_captions(dataset_uri: str, sample: int, seed: int = 0) -> list[tuple[
 
 
 def dataset_stats(
-    dataset_uri: str, sample: int = 1000, lang: str = "auto", seed: int = 0
+    dataset_uri: str,
+    sample: int = DEFAULT_SAMPLE,
+    lang: str = "auto",
+    seed: int = DEFAULT_SEED,
 ) -> dict[str, CaptionStats]:
     """Table 1 rows for a sample of a dataset: {lang: stats}, one per language present
     (`auto`) or only `en` / `zh`."""
@@ -177,8 +199,10 @@ def format_rows(rows: dict[str, CaptionStats], name: str) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in lines)
 
 
-def stats_main(dataset_uri: str, sample: int = 1000, lang: str = "auto") -> int:
-    """`sailvl stats DATASET`: print Table 1 rows for a sample of the dataset."""
-    rows = dataset_stats(dataset_uri, sample, lang)
+def stats_main(
+    dataset_uri: str, sample: int = DEFAULT_SAMPLE, lang: str = "auto", seed: int = DEFAULT_SEED
+) -> int:
+    """`sailvl stats DATASET`: print Table 1 rows for a seeded draw of the dataset."""
+    rows = dataset_stats(dataset_uri, sample, lang, seed)
     print(format_rows(rows, dataset_uri.rstrip("/").rsplit("/", 1)[-1] or dataset_uri))
     return 0

@@ -37,15 +37,35 @@ def test_repeated_ngrams_count_once() -> None:
     assert c["uniq_noun"] == 1  # dog
 
 
-def test_english_table_row_is_mean_per_sample() -> None:
+def test_english_table_row_is_distinct_over_draw_per_sample() -> None:
+    # Table 1: distinct items over the whole draw / number of samples. EN1 has 16
+    # bigrams, EN2 10, none shared -> 26 / 2; trigrams 15 + 9 -> 24 / 2; nouns
+    # {car building dogs grass} + {boy kite smiles} -> 7 / 2; verbs {is parked run} +
+    # {holds} -> 4 / 2; adjectives {red old green} + {small blue} -> 5 / 2.
     s = compute_stats([EN1, EN2, "   "], "en")
     assert s.samples == 2
     assert s.avg_length == pytest.approx((17 + 11) / 2)
     assert (s.uniq_2gram, s.uniq_3gram) == (13.0, 12.0)
     assert (s.uniq_noun, s.uniq_verb, s.uniq_adj) == (3.5, 2.0, 2.5)
     assert s.avg_chars == pytest.approx((len(EN1) + len(EN2)) / 2)
-    # corpus: EN1 16 + EN2 10 bigrams, shared: none -> 26; "the" bigrams differ.
-    assert s.corpus_2gram == 26 and s.corpus_noun == 4 + 3
+    assert (s.distinct_2gram, s.distinct_noun) == (26, 7)
+    # Shared items count once over the draw: "the dog" bigram and "dog" noun repeat.
+    s = compute_stats(["The dog runs.", "The dog sleeps."], "en")
+    # bigrams {the dog, dog runs, dog sleeps} = 3 over 2 samples; nouns {dog} = 1.
+    assert (s.uniq_2gram, s.uniq_noun) == (1.5, 0.5)
+    # The per-caption variant (clearly named) still counts within each caption: 2 each.
+    assert (s.per_caption_2gram, s.per_caption_noun) == (2.0, 1.0)
+
+
+def test_duplicated_dataset_halves_the_stats() -> None:
+    # Twice the samples, same distinct items: every unique-per-sample figure halves,
+    # the mean length does not.
+    for texts, lang in (([EN1, EN2], "en"), ([ZH1, ZH2], "zh")):
+        one, two = compute_stats(texts, lang), compute_stats(texts * 2, lang)
+        assert two.samples == 2 * one.samples and two.avg_length == one.avg_length
+        for f in ("uniq_2gram", "uniq_3gram", "uniq_noun", "uniq_verb", "uniq_adj"):
+            assert getattr(two, f) == pytest.approx(getattr(one, f) / 2), f
+        assert two.per_caption_2gram == one.per_caption_2gram
 
 
 def test_chinese_counts_by_hand() -> None:
@@ -59,7 +79,11 @@ def test_chinese_counts_by_hand() -> None:
     assert (c["length"], c["uniq_2gram"], c["uniq_3gram"]) == (8, 7, 6)
     assert (c["uniq_noun"], c["uniq_verb"], c["uniq_adj"]) == (3, 0, 1)
     s = compute_stats([ZH1, ZH2], "zh")
+    # over the draw: bigrams 11 + 7 (none shared) / 2; nouns 4 + 3 / 2; adjectives 1 / 2.
     assert (s.avg_length, s.uniq_2gram, s.uniq_noun, s.uniq_adj) == (10.0, 9.0, 3.5, 0.5)
+    # 小猫 in both captions counts once over the draw: nouns {白色 小猫 红色 沙发} = 4.
+    s = compute_stats([ZH1, "小猫看着窗外。"], "zh")
+    assert s.uniq_noun == 2.0 and s.per_caption_noun == pytest.approx((4 + 1) / 2)
 
 
 @pytest.mark.parametrize(
