@@ -12,8 +12,16 @@
   answer type VLMEvalKit compares ``str(None)`` with the answer, so those rows only
   count when the answer is literally "None". We keep that, so numbers stay comparable.
   Without a judge the raw prediction stands in for the extraction (counted).
-- Captions: the judge grades each caption 0-10 against the reference (``answer``);
-  the score is the mean grade x 10. No judge: the benchmark is not scored.
+- Captions (DetailCaps; paper Figure 7): the judge grades each caption 1-10 against
+  all of the row's references at once. ``answer`` holds them: a Python-list literal is
+  several references (DetailCaps has three), anything else one. One prompt shows them
+  all, rather than a mean over per-reference grades, so a correct detail that only one
+  annotator wrote is supported instead of being judged a hallucination by the other two.
+  A reply off the 1-10 scale is asked again (up to five times); a caption still without
+  a grade, or a row without any reference, is counted (``judge_failed``,
+  ``no_reference``) and scores 0, as VLMEvalKit scores failed judgements. The score is
+  the mean grade x 10 on 0-100; ``metrics["references"]`` counts rows by reference
+  count. No judge: the benchmark is not scored.
 """
 
 from __future__ import annotations
@@ -23,7 +31,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from .base import FAIL_MSG, JudgeLike, Record, Scored, mean, text
+from sailvl.quality.judge import CAPTION_SCALE
+from sailvl.quality.scores import parse_score
+
+from .base import FAIL_MSG, JudgeLike, Record, Scored, answer_list, is_missing, mean, text
 from .matching import can_infer
 from .prompts_judge import caption_prompt, mathvista_prompt, mmvet_prompt
 
@@ -146,21 +157,28 @@ def caption_judge(records: Sequence[Record], judge: JudgeLike | None = None) -> 
         out.count("judge_missing", len(records))
         return out
     grades = []
+    per_refs: dict[str, int] = defaultdict(int)
+    lo, hi = CAPTION_SCALE
     for r in records:
-        prompt = caption_prompt(text(r.get("answer")), text(r.get("prediction")))
+        refs = [] if is_missing(r.get("answer")) else answer_list(r.get("answer"))
+        refs = [x for x in refs if x.strip()]
         grade = None
-        for attempt in range(RETRIES):
-            reply = judge.generate(prompt, temperature=attempt * 0.5).strip()
-            value = _float(reply.split()[0].rstrip(".")) if reply else None
-            if value is not None and 0 <= value <= 10:
-                grade = value
-                break
-        if grade is None:
-            out.count("judge_failed")
-            grade = 0.0
+        if not refs:
+            out.count("no_reference")
+        else:
+            per_refs[str(len(refs))] += 1
+            prompt = caption_prompt(refs, text(r.get("prediction")))
+            for attempt in range(RETRIES):
+                reply = judge.generate(prompt, temperature=attempt * 0.5)
+                grade = None if FAIL_MSG in reply else parse_score(reply, lo=lo, hi=hi)
+                if grade is not None:
+                    break
+            if grade is None:
+                out.count("judge_failed")
+        grade = grade or 0.0
         grades.append(grade)
         out.samples.append({"index": r.get("index"), "hit": grade / 10})
     if records:
         out.score = mean(grades) * 10
-        out.metrics = {"Overall": out.score}
+        out.metrics = {"Overall": out.score, "references": dict(per_refs)}
     return out

@@ -2,14 +2,15 @@
 
 The multiple-choice, yes/no, MMVet and MathVista prompts reproduce VLMEvalKit's wording
 (the judge's replies, and so the scores, depend on it; spelling slips such as "Your
-should output" and "Model respone" are kept on purpose). The caption prompt is ours:
-the paper scores DetailCaps captions with a judge but does not publish its rubric.
+should output" and "Model respone" are kept on purpose). The caption prompt is the
+paper's Figure 7 rubric (1-10 against the ground truth, score only), written once in
+`sailvl.quality.judge.caption_score_prompt` and shared with the data-quality judge.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 _CJK = re.compile("[\u4e00-\u9fff]")
 
@@ -169,13 +170,8 @@ def mathvista_prompt(question: str, prediction: str) -> str:
     )
 
 
-def caption_prompt(reference: str, caption: str) -> str:
-    """Ask the judge for a 0-10 grade of a detailed caption against a reference caption."""
-    return (
-        "You are grading a detailed image caption written by an AI model against a reference "
-        "caption written by a human. Judge coverage of the objects, attributes, text, counts "
-        "and spatial relations in the reference, and penalise every hallucinated detail.\n"
-        f"Reference caption:\n{reference}\n\nModel caption:\n{caption}\n\n"
-        "Reply with a single integer from 0 (useless or wrong) to 10 (complete and correct), "
-        "and nothing else."
-    )
+def caption_prompt(references: Sequence[str], caption: str) -> str:
+    """Figure 7: a 1-10 grade of a detailed caption against all its reference captions."""
+    from sailvl.quality.judge import caption_score_prompt
+
+    return caption_score_prompt(caption, references)
