@@ -33,6 +33,11 @@ class BenchmarkSpec(ApiModel):
     data: Uri | None = Field(default=None, description="TSV file; default <dataRoot>/<name>.tsv")
     scorer: Scorer | None = Field(default=None, description="Defaults to the known benchmark's.")
     subset: int | None = Field(default=None, ge=1, description="Evaluate the first N rows.")
+    max_new_tokens: int | None = Field(default=None, ge=1, le=4096)
+    """Answer budget in tokens for this benchmark (1 to 4096).
+    Unset: generation.maxNewTokens when set, else the benchmark's default.
+    Defaults follow VLMEvalKit's budgets by kind: 20 for multiple choice, 100 for yes/no,
+    1024 for open answers (MMVet, MathVista, DetailCaps); 64 for unknown benchmarks."""
 
     @model_validator(mode="after")
     def _scorer_known(self) -> BenchmarkSpec:
@@ -62,8 +67,9 @@ class Judge(ApiModel):
 class EvalGeneration(ApiModel):
     """Answer generation settings of the evaluated model."""
 
-    max_new_tokens: PositiveInt = Field(default=64, le=4096)
-    """Maximum answer length in tokens (1 to 4096; default 64)."""
+    max_new_tokens: PositiveInt | None = Field(default=None, le=4096)
+    """Answer budget in tokens for every benchmark without its own maxNewTokens (1 to 4096).
+    Unset: each benchmark's default (see benchmarks[].maxNewTokens)."""
     batch_size: PositiveInt = Field(default=8, le=1024)
     """Questions per forward pass (1 to 1024; default 8)."""
 

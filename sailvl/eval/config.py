@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sailvl.api.benchmarks import max_new_tokens_for
+
 from .judge import JudgeConfig
 from .scorers import SCORERS
 
@@ -31,6 +33,8 @@ class BenchmarkConfig:
     """Scorer name, one of ``sailvl.eval.scorers.SCORERS``."""
     subset: int | None = None
     """Evaluate only the first N usable rows (None: all)."""
+    max_new_tokens: int | None = None
+    """Answer budget in tokens; None: the run's, else the benchmark's default."""
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
@@ -41,6 +45,8 @@ class BenchmarkConfig:
             raise ValueError(f"scorer: {self.scorer!r} is not one of {sorted(SCORERS)}")
         if self.subset is not None and self.subset < 1:
             raise ValueError(f"subset: must be >= 1, got {self.subset}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens: must be >= 1, got {self.max_new_tokens}")
 
 
 @dataclass(kw_only=True)
@@ -61,8 +67,8 @@ class EvalConfig:
     """Optional OpenAI-compatible judge (MCQ / yes-no fallback, MMVet, MathVista, captions)."""
     batch_size: int = 8
     """Rows per generation call."""
-    max_new_tokens: int = 64
-    """Greedy decoding length limit."""
+    max_new_tokens: int | None = None
+    """Answer budget for every benchmark without its own; None: each benchmark's default."""
     shard_index: int = 0
     """This pod's shard (Indexed Job completion index)."""
     shard_count: int = 1
@@ -83,7 +89,7 @@ class EvalConfig:
             raise ValueError("output: must not be empty")
         if self.batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {self.batch_size}")
-        if self.max_new_tokens < 1:
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens: must be >= 1, got {self.max_new_tokens}")
         if self.shard_count < 1:
             raise ValueError(f"shard_count: must be >= 1, got {self.shard_count}")
@@ -100,6 +106,11 @@ class EvalConfig:
         if dup:
             raise ValueError(f"benchmarks: names must be unique, repeated: {dup}")
 
+    def budget(self, bench: BenchmarkConfig) -> int:
+        """Max new tokens for ``bench``: its own setting, else the run's, else the known
+        benchmark's default (``sailvl.api.benchmarks``: VLMEvalKit's budget for its kind)."""
+        return bench.max_new_tokens or self.max_new_tokens or max_new_tokens_for(bench.name)
+
 
 def from_spec(
     spec: EvalSuiteSpec,
@@ -115,7 +126,11 @@ def from_spec(
         data = b.data or f"{str(spec.data_root).rstrip('/')}/{b.name}.tsv"
         benches.append(
             BenchmarkConfig(
-                name=b.name, data=str(data), scorer=b.resolved_scorer(), subset=b.subset
+                name=b.name,
+                data=str(data),
+                scorer=b.resolved_scorer(),
+                subset=b.subset,
+                max_new_tokens=b.max_new_tokens,
             )
         )
     judge = None

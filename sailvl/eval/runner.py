@@ -98,7 +98,7 @@ def _generate(
         if not batch:
             continue
         try:
-            answers = generator.generate(inputs, max_new_tokens=cfg.max_new_tokens)
+            answers = generator.generate(inputs, max_new_tokens=cfg.budget(bench))
             if len(answers) != len(batch):
                 raise ValueError(f"generator returned {len(answers)} answers for {len(batch)}")
         except Exception as err:  # noqa: BLE001 - the boundary: count, keep going
