@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["stats", "compare"]:  # its own parser: `stats DATASET` is positional
+        from sailvl.quality.compare import main as compare_main
+
+        return compare_main(argv[2:])
     args = _parser().parse_args(argv)
     if args.command == "crds":
         from sailvl.api.crdgen import write_all
