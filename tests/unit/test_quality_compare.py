@@ -195,3 +195,26 @@ def test_concurrency_is_bounded() -> None:
     pairs = [(str(i), Row(caption=f"a{i}"), Row(caption=f"b{i}")) for i in range(10)]
     res = compare(pairs, ask, concurrency=3)
     assert res.same == 10 and 1 <= state["max"] <= 3
+
+
+def test_cli_on_two_datasets_sends_the_image(tmp_path: Path, chat_server: ChatServer) -> None:
+    import base64
+
+    from sailvl.data.dataset import DatasetWriter, WriterConfig
+
+    for side, rows in (("a", A), ("b", B)):
+        cfg = WriterConfig(max_samples_per_shard=2)  # several shards per side
+        with DatasetWriter(str(tmp_path / side), cfg) as w:
+            for i, cap in rows:
+                w.write({"id": i, "caption": cap, "images": [f"IMG-{i}".encode()]})
+    chat_server.responder = longer_is_better
+    argv = ["stats", "compare", str(tmp_path / "a"), str(tmp_path / "b")]
+    out = tmp_path / "gsb.json"
+    assert cli_main([*argv, "--judge-url", chat_server.base_url, "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert (res["G"], res["S"], res["B"]) == (1, 1, 1)
+    for body in chat_server.requests:
+        text_part, image_part = body["messages"][0]["content"]
+        key = next(i for i, cap in A if cap in text_part["text"])
+        url = image_part["image_url"]["url"]
+        assert base64.b64decode(url.split(",", 1)[1]) == f"IMG-{key}".encode()
