@@ -63,6 +63,7 @@ _KEYED = re.compile(
     r"(1|2|same|tie|equal)\b",
     re.I,
 )
+_NAMED = re.compile(r"\bcaption\s*([12])\s+is\s+(?:the\s+)?(?:better|best|preferred)\b", re.I)
 
 
 def pair_prompt(first: str, second: str, with_image: bool = False) -> str:
@@ -76,6 +77,7 @@ def parse_verdict(reply: str) -> tuple[str | None, str | None]:
     norm = re.sub(r"[*_`\"'.!()\[\]]+", "", unicodedata.normalize("NFKC", reply)).strip()
     word = _BARE.fullmatch(norm)
     hits = [word.group(1)] if word else [m.group(1) for m in _KEYED.finditer(norm)]
+    hits = hits or [m.group(1) for m in _NAMED.finditer(norm)]
     if hits:
         token = hits[-1].casefold()
         return {"1": FIRST, "2": SECOND}.get(token, SAME), None
@@ -230,7 +232,10 @@ def load_rows(uri: str, out: Comparison, side: str) -> dict[str, Row]:
             for n, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
-                obj = json.loads(line)
+                try:
+                    obj = json.loads(line)
+                except ValueError as err:
+                    raise ValueError(f"{side}: {uri} line {n}: not JSON: {err}") from err
                 if not isinstance(obj, dict) or "id" not in obj or "caption" not in obj:
                     raise ValueError(f"{side}: {uri} line {n}: need an object with id and caption")
                 add(obj["id"], obj["caption"], None)

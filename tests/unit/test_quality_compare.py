@@ -119,6 +119,8 @@ def test_nothing_judged_exits_1_and_bad_input_exits_2(
     bad.write_text('{"caption": "no id"}\n')
     argv = ["stats", "compare", str(bad), str(bad), "--judge-url", chat_server.base_url]
     assert cli_main(argv) == 2 and "line 1" in capsys.readouterr().err
+    bad.write_text('{"id": 1, "caption": "ok"}\n{oops\n')
+    assert cli_main(argv) == 2 and "line 2: not JSON" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -131,6 +133,8 @@ def test_nothing_judged_exits_1_and_bad_input_exits_2(
         ("Tie", (SAME, None)),
         ("Answer: 1", (FIRST, None)),
         ("After comparing both, my verdict is 2", (SECOND, None)),
+        ("Caption 2 is better.", (SECOND, None)),
+        ("caption 1 is the better one", (FIRST, None)),
         ("３", (None, "unparseable")),
         ("Caption 1 has 3 errors", (None, "unparseable")),  # prose with numbers: no guess
         ("I cannot see the image.", (None, "refusal")),
