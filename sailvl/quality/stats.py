@@ -3,9 +3,9 @@
 Per caption c, after tagging with `sailvl.quality.tagging`:
 
 - words(c): the caption's tokens with punctuation removed (a token with no letter or
-  digit), case-folded. English tokens come from the Pattern tokenizer, which splits as
-  NLTK's Treebank tokenizer does ("don't" is "do" + "n't"), tagged with Penn Treebank
-  tags; Chinese tokens from jieba's segmentation (words, not characters) and jieba POS.
+  digit), case-folded. English tokens are NLTK's (`nltk.word_tokenize` rules: "don't"
+  is "do" + "n't"), tagged with Penn Treebank tags; Chinese tokens come from jieba's
+  segmentation (words, not characters) and jieba POS. See `sailvl.quality.tagging`.
 - 2-grams(c), 3-grams(c): n-grams of consecutive entries of words(c) (they run across
   sentence boundaries, punctuation having been removed).
 - nouns(c), verbs(c), adjs(c): case-folded words tagged noun (Penn NN*, jieba n*), verb

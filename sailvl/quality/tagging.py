@@ -1,9 +1,13 @@
 """Offline word segmentation and part-of-speech tagging for English and Chinese.
 
-English: TextBlob's `PatternTagger` (the Pattern library's lexicon tagger bundled in
-TextBlob): tokenises and tags with Penn Treebank tags, the tagset NLTK's tagger uses,
-and needs no run-time download. NLTK's own perceptron tagger needs its data package;
-`tag_en(..., tagger="nltk")` uses it only when that data is already installed.
+English: tokenised as `nltk.word_tokenize` does: sentences first (NLTK's Punkt model
+when its data is installed, else a rule: split after . ! ? followed by space and a
+capital, digit or quote), then NLTK's Treebank word tokenizer (`NLTKWordTokenizer`,
+rules only, no data), so "isn't" is "is" + "n't" and "man's" is "man" + "'s". The
+tokens are tagged with Penn Treebank tags, the tagset NLTK's tagger uses, by TextBlob's
+Pattern lexicon tagger (offline; told not to re-tokenise). Pattern's own tokenizer is
+not used: it splits "isn't" into "is", "n", "'", "t". NLTK's perceptron tagger needs
+its data package; `tag_en(..., tagger="nltk")` uses it only when that is installed.
 
 Chinese: `jieba.posseg` (dictionary shipped in the wheel) segments and tags with the
 ICTCLAS-style flags: n* nouns (n, nr, ns, nt, nz, ng, ...), v* verbs (v, vd, vn, vg),
@@ -48,11 +52,39 @@ def jieba_coarse(flag: str) -> str:
     return {"n": NOUN, "v": VERB, "a": ADJ}.get(head, OTHER)
 
 
-@functools.cache
-def _pattern_tagger() -> Any:
-    from textblob.en.taggers import PatternTagger
+_SENT_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
-    return PatternTagger()
+
+@functools.cache
+def _word_tokenizer() -> Any:
+    from nltk.tokenize import NLTKWordTokenizer
+
+    return NLTKWordTokenizer()
+
+
+@functools.cache
+def _punkt_available() -> bool:
+    try:
+        import nltk
+
+        nltk.data.find("tokenizers/punkt_tab")
+    except (ImportError, LookupError):
+        return False
+    return True
+
+
+def _sentences(text: str) -> list[str]:
+    if _punkt_available():
+        import nltk
+
+        return list(nltk.sent_tokenize(text))
+    return [s for s in _SENT_END.split(text) if s.strip()]
+
+
+def tokenize_en(text: str) -> list[str]:
+    """NLTK-compatible English tokens (see module docstring)."""
+    tok = _word_tokenizer()
+    return [w for sent in _sentences(text) for w in tok.tokenize(sent)]
 
 
 @functools.cache
@@ -86,7 +118,10 @@ def tag_en(text: str, tagger: str = "pattern") -> list[tuple[str, str]]:
 
         pairs = nltk.pos_tag(nltk.word_tokenize(text))
     elif tagger == "pattern":
-        pairs = _pattern_tagger().tag(text)
+        from textblob.en import tag as pattern_tag
+
+        tokens = tokenize_en(text)
+        pairs = pattern_tag(" ".join(tokens), tokenize=False) if tokens else []
     else:
         raise ValueError(f"tagger: unknown English tagger {tagger!r}")
     return [(w, PUNCT if _is_punct(w) else penn_coarse(t)) for w, t in pairs]

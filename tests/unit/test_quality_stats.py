@@ -133,3 +133,19 @@ def test_dataset_stats_on_a_written_dataset(tmp_path: Any, capsys: Any) -> None:
     assert "zh" in format_rows(rows, "ds")
     with pytest.raises(ValueError, match="lang"):
         dataset_stats(uri, lang="fr")
+
+
+def test_english_tokens_split_as_nltk_does() -> None:
+    # NLTK's Treebank rules: "man's" -> man 's, "isn't" -> is n't, so the words are
+    # the man 's dog is n't small (7), never the stray letters "s", "n", "t".
+    c = caption_counts("The man's dog isn't small.", "en")
+    assert c["length"] == 7 and c["uniq_2gram"] == 6
+    from nltk.tokenize import NLTKWordTokenizer
+
+    from sailvl.quality.tagging import tokenize_en
+
+    # Sentences are split first (as nltk.word_tokenize does), so "off!" and "wait." end
+    # in separate "!" and "." tokens while "U.S.A." stays one token.
+    s1, s2 = 'A "dark-green" sign (24/7) -- U.S.A. logo, $5.99 & 50% off!', "Two cars wait."
+    want = NLTKWordTokenizer().tokenize(s1) + NLTKWordTokenizer().tokenize(s2)
+    assert tokenize_en(f"{s1} {s2}") == want
