@@ -27,17 +27,21 @@ shapes and colours it was taught), everything else changed:
 The demo reports both: ``synth-*`` (in-distribution) and ``heldout-*`` (held out).
 
 Generation is deterministic in ``seed``. Images are PNGs, base64 in the ``image`` cell.
+The rows of both families come from the builders in :mod:`sailvl.eval.synthetic_rows`;
+each family passes its :class:`~sailvl.eval.synthetic_rows.Style` (vocabulary, colour
+shades, renderers).
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import random
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from . import synthetic_heldout as heldout
+from . import synthetic_rows
+from .synthetic_rows import Style, draw_shape, png
 from .tsv import write_tsv
 
 WORDS = [
@@ -54,15 +58,9 @@ WORDS = [
     "violet",
     "harbor",
 ]
-SHAPES = ["circle", "square", "triangle", "star"]
+SHAPES = synthetic_rows.SHAPES
 COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "black": (0, 0, 0)}
 COLUMNS = ["index", "image", "question", "answer", "A", "B", "C", "D", "hint", "category", "split"]
-
-
-def _png(img: Any) -> str:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
 
 
 def _text_image(word: str, rng: random.Random, size: int) -> str:
@@ -74,121 +72,36 @@ def _text_image(word: str, rng: random.Random, size: int) -> str:
     draw.text(
         (rng.randint(2, size // 4), rng.randint(2, size // 3)), word, fill=(0, 0, 0), font=font
     )
-    return _png(img)
+    return png(img)
 
 
-def _shape_image(shapes: list[tuple[str, str]], size: int) -> str:
+def _shape_image(shapes: list[tuple[str, str]], rng: random.Random, size: int) -> str:
+    """The shapes in a row on light grey, one per equal-width cell; draws nothing at
+    random (``rng`` is there for :data:`~.synthetic_rows.ShapeRenderer`)."""
     from PIL import Image, ImageDraw
 
     img = Image.new("RGB", (size, size), (250, 250, 250))
     draw = ImageDraw.Draw(img)
     cell = size // max(1, len(shapes))
     for i, (shape, color) in enumerate(shapes):
-        x0, y0, x1, y1 = i * cell + 4, size // 4, (i + 1) * cell - 4, size * 3 // 4
-        fill = COLORS[color]
-        if shape == "circle":
-            draw.ellipse((x0, y0, x1, y1), fill=fill)
-        elif shape == "square":
-            draw.rectangle((x0, y0, x1, y1), fill=fill)
-        elif shape == "triangle":
-            draw.polygon([((x0 + x1) // 2, y0), (x0, y1), (x1, y1)], fill=fill)
-        else:
-            cx, cy, r = (x0 + x1) // 2, (y0 + y1) // 2, (x1 - x0) // 2
-            pts = [(cx, cy - r), (cx + r // 3, cy), (cx + r, cy), (cx, cy + r // 2)]
-            pts += [(cx - r, cy), (cx - r // 3, cy)]
-            draw.polygon(pts, fill=fill)
-    return _png(img)
+        box = (i * cell + 4, size // 4, (i + 1) * cell - 4, size * 3 // 4)
+        draw_shape(draw, shape, box, COLORS[color])
+    return png(img)
 
 
-def ocr_rows(n: int, rng: random.Random, size: int = 64) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for i in range(n):
-        if i % 3 == 2:
-            prev = rows[-1]
-            word = prev["_word"]
-            q = "How many letters does the word in the image have?"
-            rows.append(
-                {
-                    "index": i,
-                    "image": str(prev["index"]),
-                    "question": q,
-                    "answer": str(len(word)),
-                    "category": "count",
-                    "_word": word,
-                }
-            )
-            continue
-        word = rng.choice(WORDS)
-        q = "What is the word in the image?"
-        rows.append(
-            {
-                "index": i,
-                "image": _text_image(word, rng, size),
-                "question": q,
-                "answer": word,
-                "category": "read",
-                "_word": word,
-            }
-        )
-    return rows
-
-
-def mcq_rows(n: int, rng: random.Random, size: int = 64) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for i in range(n):
-        if i % 3 == 2:
-            prev = rows[-1]
-            opts = list(COLORS)
-            rng.shuffle(opts)
-            row = {"index": i, "image": str(prev["index"]), "question": "What colour is the shape?"}
-            row.update(dict(zip("ABCD", opts, strict=True)))
-            row.update(answer="ABCD"[opts.index(prev["_color"])], category="colour", split="dev")
-            rows.append(row)
-            continue
-        shape, color = rng.choice(SHAPES), rng.choice(list(COLORS))
-        opts = SHAPES[:]
-        rng.shuffle(opts)
-        row = {
-            "index": i,
-            "image": _shape_image([(shape, color)], size),
-            "question": "Which shape is shown?",
-        }
-        row.update(dict(zip("ABCD", opts, strict=True)))
-        row.update(answer="ABCD"[opts.index(shape)], category="shape", split="dev", _color=color)
-        row["hint"] = "The image shows one shape." if i % 2 else None
-        rows.append(row)
-    return rows
-
-
-def yesno_rows(n: int, rng: random.Random, size: int = 64) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for i in range(n):
-        present = rng.sample(SHAPES, 2)
-        if i % 3 == 2:
-            prev = rows[-1]
-            ask = prev["_present"][1] if i % 2 else prev["_absent"]
-            ans = "Yes" if ask in prev["_present"] else "No"
-            row = {
-                "index": i,
-                "image": str(prev["index"]),
-                "_present": prev["_present"],
-                "_absent": prev["_absent"],
-            }
-            row.update(question=f"Is there a {ask} in the image?", answer=ans, category="popular")
-            rows.append(row)
-            continue
-        absent = next(s for s in SHAPES if s not in present)
-        image = _shape_image([(s, rng.choice(list(COLORS))) for s in present], size)
-        yes = i % 2 == 0
-        ask = present[0] if yes else absent
-        row = {"index": i, "image": image, "_present": present, "_absent": absent}
-        row.update(
-            question=f"Is there a {ask} in the image?",
-            answer="Yes" if yes else "No",
-            category="random",
-        )
-        rows.append(row)
-    return rows
+STYLE = Style(
+    words=WORDS,
+    colors=list(COLORS),
+    text=_text_image,
+    shapes=_shape_image,
+    mcq_hint=True,
+    yesno_shapes=2,
+    yesno_sample_first=True,
+    yesno_ask_random=False,
+)
+ocr_rows = partial(synthetic_rows.ocr_rows, STYLE)
+mcq_rows = partial(synthetic_rows.mcq_rows, STYLE)
+yesno_rows = partial(synthetic_rows.yesno_rows, STYLE)
 
 
 GENERATORS: dict[str, tuple[Callable[..., list[dict[str, Any]]], str]] = {

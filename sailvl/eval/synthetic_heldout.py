@@ -12,18 +12,22 @@ What differs from the in-distribution generators, and why each matters:
   backgrounds, other shades of the colours, outlines, three shapes scattered instead of
   two in a row.
 
-The rows keep the in-distribution format (VLMEvalKit TSV columns, every third row
-refers to the previous row's image), so the same scorers grade them. ``SHAPES`` and the
-colour names equal those of :mod:`sailvl.eval.synthetic` (a test checks it): a model
-can only answer with names it was taught.
+The rows come from the same builders as the in-distribution ones
+(:mod:`sailvl.eval.synthetic_rows`, given this module's ``STYLE``), so they keep the
+VLMEvalKit TSV columns and every third row refers to the previous row's image, and the
+same scorers grade them. ``SHAPES`` and the colour names equal those of
+:mod:`sailvl.eval.synthetic` (a test checks it): a model can only answer with names it
+was taught.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import random
+from functools import partial
 from typing import Any
+
+from . import synthetic_rows
+from .synthetic_rows import Style, draw_shape, png
 
 WORDS = [
     "garden",
@@ -39,7 +43,7 @@ WORDS = [
     "falcon",
     "copper",
 ]
-SHAPES = ["circle", "square", "triangle", "star"]
+SHAPES = synthetic_rows.SHAPES
 # Other shades of the same four colour names.
 COLORS = {
     "red": (178, 24, 60),
@@ -47,12 +51,6 @@ COLORS = {
     "blue": (70, 120, 250),
     "black": (40, 40, 48),
 }
-
-
-def _png(img: Any) -> str:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
 
 
 def _background(rng: random.Random, width: int, height: int) -> Any:
@@ -77,30 +75,14 @@ def _text_image(word: str, rng: random.Random, size: int) -> str:
     scale = max(2, size // 24)
     glyphs = Image.new("L", (right - left + 2, bottom - top + 2), 0)
     ImageDraw.Draw(glyphs).text((1 - left, 1 - top), word, fill=255, font=font)
-    glyphs = glyphs.resize((glyphs.width * scale, glyphs.height * scale), Image.NEAREST)
+    glyphs = glyphs.resize((glyphs.width * scale, glyphs.height * scale), Image.Resampling.NEAREST)
     width = max(size * 3, glyphs.width + 8)
     img = _background(rng, width, size)
     ink = tuple(rng.randint(0, 90) for _ in range(3))
     x = rng.randint(2, max(2, width - glyphs.width - 2))
     y = rng.randint(2, max(2, size - glyphs.height - 2))
     img.paste(Image.new("RGB", glyphs.size, ink), (x, y), glyphs)
-    return _png(img)
-
-
-def _draw_shape(draw: Any, shape: str, box: tuple[int, int, int, int], fill: Any) -> None:
-    x0, y0, x1, y1 = box
-    outline = (255, 255, 255)
-    if shape == "circle":
-        draw.ellipse(box, fill=fill, outline=outline, width=2)
-    elif shape == "square":
-        draw.rectangle(box, fill=fill, outline=outline, width=2)
-    elif shape == "triangle":
-        draw.polygon([((x0 + x1) // 2, y0), (x0, y1), (x1, y1)], fill=fill, outline=outline)
-    else:
-        cx, cy, r = (x0 + x1) // 2, (y0 + y1) // 2, (x1 - x0) // 2
-        pts = [(cx, cy - r), (cx + r // 3, cy), (cx + r, cy), (cx, cy + r // 2)]
-        pts += [(cx - r, cy), (cx - r // 3, cy)]
-        draw.polygon(pts, fill=fill, outline=outline)
+    return png(img)
 
 
 def _scattered(shapes: list[tuple[str, str]], rng: random.Random, size: int) -> str:
@@ -115,81 +97,21 @@ def _scattered(shapes: list[tuple[str, str]], rng: random.Random, size: int) -> 
         side = rng.randint(half * 3 // 5, half - 4)
         x0 = cx * half + rng.randint(2, half - side - 2)
         y0 = cy * half + rng.randint(2, half - side - 2)
-        _draw_shape(draw, shape, (x0, y0, x0 + side, y0 + side), COLORS[color])
-    return _png(img)
+        box = (x0, y0, x0 + side, y0 + side)
+        draw_shape(draw, shape, box, COLORS[color], outline=(255, 255, 255))
+    return png(img)
 
 
-def ocr_rows(n: int, rng: random.Random, size: int = 64) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for i in range(n):
-        if i % 3 == 2:
-            word = rows[-1]["_word"]
-            q = "How many letters does the word in the image have?"
-            rows.append(
-                {"index": i, "image": str(rows[-1]["index"]), "question": q,
-                 "answer": str(len(word)), "category": "count", "_word": word}
-            )  # fmt: skip
-            continue
-        word = rng.choice(WORDS)
-        rows.append(
-            {"index": i, "image": _text_image(word, rng, size),
-             "question": "What is the word in the image?", "answer": word,
-             "category": "read", "_word": word}
-        )  # fmt: skip
-    return rows
-
-
-def mcq_rows(n: int, rng: random.Random, size: int = 64) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for i in range(n):
-        if i % 3 == 2:
-            prev = rows[-1]
-            opts = list(COLORS)
-            rng.shuffle(opts)
-            row = {"index": i, "image": str(prev["index"]), "question": "What colour is the shape?"}
-            row.update(dict(zip("ABCD", opts, strict=True)))
-            row.update(answer="ABCD"[opts.index(prev["_color"])], category="colour", split="dev")
-            rows.append(row)
-            continue
-        shape, color = rng.choice(SHAPES), rng.choice(list(COLORS))
-        opts = SHAPES[:]
-        rng.shuffle(opts)
-        row = {
-            "index": i,
-            "image": _scattered([(shape, color)], rng, size),
-            "question": "Which shape is shown?",
-        }
-        row.update(dict(zip("ABCD", opts, strict=True)))
-        row.update(answer="ABCD"[opts.index(shape)], category="shape", split="dev", _color=color)
-        rows.append(row)
-    return rows
-
-
-def yesno_rows(n: int, rng: random.Random, size: int = 64) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for i in range(n):
-        if i % 3 == 2:
-            prev = rows[-1]
-            ask = prev["_present"][2] if i % 2 else prev["_absent"]
-            row = {"index": i, "image": str(prev["index"]), "_present": prev["_present"]}
-            row.update(
-                _absent=prev["_absent"],
-                question=f"Is there a {ask} in the image?",
-                answer="Yes" if ask in prev["_present"] else "No",
-                category="popular",
-            )
-            rows.append(row)
-            continue
-        present = rng.sample(SHAPES, 3)
-        absent = next(s for s in SHAPES if s not in present)
-        image = _scattered([(s, rng.choice(list(COLORS))) for s in present], rng, size)
-        yes = i % 2 == 0
-        ask = present[rng.randrange(3)] if yes else absent
-        row = {"index": i, "image": image, "_present": present, "_absent": absent}
-        row.update(
-            question=f"Is there a {ask} in the image?",
-            answer="Yes" if yes else "No",
-            category="random",
-        )
-        rows.append(row)
-    return rows
+STYLE = Style(
+    words=WORDS,
+    colors=list(COLORS),
+    text=_text_image,
+    shapes=_scattered,
+    mcq_hint=False,
+    yesno_shapes=3,
+    yesno_sample_first=False,
+    yesno_ask_random=True,
+)
+ocr_rows = partial(synthetic_rows.ocr_rows, STYLE)
+mcq_rows = partial(synthetic_rows.mcq_rows, STYLE)
+yesno_rows = partial(synthetic_rows.yesno_rows, STYLE)
