@@ -36,6 +36,7 @@ in `internvl_chat_fields` so an export gives them back.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 NATIVE = "native"  # InternVLForConditionalGeneration
@@ -90,48 +91,63 @@ def _unknown(names: list[str], where: str) -> None:
         raise ValueError(f"{where}: {len(names)} weight name(s) no mapping knows: {sorted(names)}")
 
 
-def vision_to_native(state: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """InternViT tensors (names after `prefix`) -> InternVLVisionModel names; qkv split."""
+def _rename(
+    state: dict[str, Any],
+    table: list[tuple[re.Pattern[str], str]],
+    where: str,
+    fused: re.Pattern[str],
+    on_fused: Callable[[re.Match[str], Any], dict[str, Any]],
+    prefix: str = "",
+) -> dict[str, Any]:
+    """Rename every tensor of `state` by the first `(regex, template)` row of `table` that
+    matches its name (`prefix` prepended), keeping the state's order.
+
+    A name `fused` matches goes to `on_fused` instead, which returns the entries to put in
+    its place (split parts; none while it gathers parts to fuse after the loop). Names
+    no rule knows are collected and raised together (`_unknown`, naming `where`), so a
+    layout mismatch lists every stray weight instead of silently dropping them."""
     out: dict[str, Any] = {}
     unknown = []
     for name, tensor in state.items():
-        m = _QKV_ORIGINAL.match(name)
+        m = fused.match(name)
         if m:
-            q, k, v = tensor.chunk(3, dim=0)
-            for x, part in zip("qkv", (q, k, v), strict=True):
-                out[prefix + _QKV[1].format(i=m["i"], p=m["p"], x=x)] = part.clone()
+            out.update(on_fused(m, tensor))
             continue
-        for rx, template in _TO_NATIVE:
+        for rx, template in table:
             m = rx.match(name)
             if m:
                 out[prefix + template.format(**m.groupdict())] = tensor
                 break
         else:
             unknown.append(name)
-    _unknown(unknown, "InternViT")
+    _unknown(unknown, where)
     return out
+
+
+def vision_to_native(state: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """InternViT tensors (names after `prefix`) -> InternVLVisionModel names; qkv split."""
+
+    def split(m: re.Match[str], tensor: Any) -> dict[str, Any]:
+        q, k, v = tensor.chunk(3, dim=0)
+        return {
+            prefix + _QKV[1].format(i=m["i"], p=m["p"], x=x): part.clone()
+            for x, part in zip("qkv", (q, k, v), strict=True)
+        }
+
+    return _rename(state, _TO_NATIVE, "InternViT", _QKV_ORIGINAL, split, prefix)
 
 
 def vision_to_original(state: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """InternVLVisionModel tensors -> InternViT names (`prefix` prepended); qkv fused."""
     import torch
 
-    out: dict[str, Any] = {}
     parts: dict[tuple[str, str], dict[str, Any]] = {}
-    unknown = []
-    for name, tensor in state.items():
-        m = _QKV_NATIVE.match(name)
-        if m:
-            parts.setdefault((m["i"], m["p"]), {})[m["x"]] = tensor
-            continue
-        for rx, template in _TO_ORIGINAL:
-            m = rx.match(name)
-            if m:
-                out[prefix + template.format(**m.groupdict())] = tensor
-                break
-        else:
-            unknown.append(name)
-    _unknown(unknown, "InternVL vision tower")
+
+    def gather(m: re.Match[str], tensor: Any) -> dict[str, Any]:
+        parts.setdefault((m["i"], m["p"]), {})[m["x"]] = tensor
+        return {}
+
+    out = _rename(state, _TO_ORIGINAL, "InternVL vision tower", _QKV_NATIVE, gather, prefix)
     for (i, p), qkv in parts.items():
         if set(qkv) != {"q", "k", "v"}:
             raise ValueError(f"vision layer {i}: attention {p} has only {sorted(qkv)} of q, k, v")

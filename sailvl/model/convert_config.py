@@ -67,6 +67,40 @@ def _side(value: Any, field: str) -> int:
     return int(value)
 
 
+# (InternViT key, InternVLVisionConfig key, default when absent) of the vision fields
+# that carry over unchanged in both directions; `_REQUIRED` has no default (KeyError).
+_REQUIRED = object()
+_VISION_FIELDS: list[tuple[str, str, object]] = [
+    ("hidden_size", "hidden_size", _REQUIRED),
+    ("num_hidden_layers", "num_hidden_layers", _REQUIRED),
+    ("num_attention_heads", "num_attention_heads", _REQUIRED),
+    ("intermediate_size", "intermediate_size", _REQUIRED),
+    ("qkv_bias", "attention_bias", False),
+    ("qk_normalization", "use_qk_norm", False),
+    ("hidden_act", "hidden_act", "gelu"),
+    ("layer_norm_eps", "layer_norm_eps", 1e-6),
+    ("attention_dropout", "attention_dropout", 0.0),
+    ("dropout", "projection_dropout", 0.0),
+    ("initializer_range", "initializer_range", 0.02),
+    ("initializer_factor", "layer_scale_init_value", 0.1),
+]
+_BOOLS = {"qkv_bias", "attention_bias", "qk_normalization", "use_qk_norm"}
+
+
+def _vision_fields(src: dict[str, Any], to_native: bool) -> dict[str, Any]:
+    """The `_VISION_FIELDS` of `src` under the other layout's names (flags as bools).
+
+    One table read both ways, so a field added for one direction cannot be forgotten in
+    the other; the fields whose defaults or shapes differ per side (`norm_type`, sizes,
+    the native-only `hidden_dropout_prob`) stay with the callers."""
+    out: dict[str, Any] = {}
+    for orig, native, default in _VISION_FIELDS:
+        source, target = (orig, native) if to_native else (native, orig)
+        value = src[source] if default is _REQUIRED else src.get(source, default)
+        out[target] = bool(value) if target in _BOOLS else value
+    return out
+
+
 def vision_to_native(orig: dict[str, Any], image_size: int | None = None) -> dict[str, Any]:
     """InternViT config -> InternVLVisionConfig kwargs (`image_size` overrides the tile)."""
     size = image_size or _side(orig.get("image_size", 448), "image_size")
@@ -74,20 +108,9 @@ def vision_to_native(orig: dict[str, Any], image_size: int | None = None) -> dic
     return {
         "model_type": "internvl_vision",
         "architectures": ["InternVLVisionModel"],
-        "hidden_size": orig["hidden_size"],
-        "num_hidden_layers": orig["num_hidden_layers"],
-        "num_attention_heads": orig["num_attention_heads"],
-        "intermediate_size": orig["intermediate_size"],
-        "attention_bias": bool(orig.get("qkv_bias", False)),
-        "use_qk_norm": bool(orig.get("qk_normalization", False)),
-        "hidden_act": orig.get("hidden_act", "gelu"),
+        **_vision_fields(orig, to_native=True),
         "norm_type": orig.get("norm_type", "rms_norm"),
-        "layer_norm_eps": orig.get("layer_norm_eps", 1e-6),
-        "attention_dropout": orig.get("attention_dropout", 0.0),
-        "projection_dropout": orig.get("dropout", 0.0),
         "hidden_dropout_prob": orig.get("dropout", 0.0),
-        "initializer_range": orig.get("initializer_range", 0.02),
-        "layer_scale_init_value": orig.get("initializer_factor", 0.1),
         "image_size": [size, size],
         "patch_size": [patch, patch],
         "num_channels": orig.get("num_channels", 3),
@@ -106,20 +129,9 @@ def vision_to_original(native: dict[str, Any]) -> dict[str, Any]:
     return {
         "architectures": ["InternVisionModel"],
         "model_type": "intern_vit_6b",
-        "hidden_size": native["hidden_size"],
-        "num_hidden_layers": native["num_hidden_layers"],
-        "num_attention_heads": native["num_attention_heads"],
-        "intermediate_size": native["intermediate_size"],
-        "qkv_bias": bool(native.get("attention_bias", False)),
-        "qk_normalization": bool(native.get("use_qk_norm", False)),
-        "hidden_act": native.get("hidden_act", "gelu"),
+        **_vision_fields(native, to_native=False),
         "norm_type": native.get("norm_type", "layer_norm"),
-        "layer_norm_eps": native.get("layer_norm_eps", 1e-6),
-        "attention_dropout": native.get("attention_dropout", 0.0),
-        "dropout": native.get("projection_dropout", 0.0),
         "drop_path_rate": 0.0,
-        "initializer_range": native.get("initializer_range", 0.02),
-        "initializer_factor": native.get("layer_scale_init_value", 0.1),
         "image_size": _side(native.get("image_size", 448), "image_size"),
         "patch_size": _side(native.get("patch_size", 14), "patch_size"),
         "num_channels": native.get("num_channels", 3),

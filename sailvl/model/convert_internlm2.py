@@ -18,9 +18,10 @@ views the weight rows the same way; fusing stacks them back, so a round trip is 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from sailvl.model.convert import _regex, _unknown
+from sailvl.model.convert import _regex, _rename
 
 INTERNLM2 = "InternLM2ForCausalLM"
 _RULES: list[tuple[str, str]] = [
@@ -61,25 +62,16 @@ def to_llama(state: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
     """InternLM2 tensors (names inside the LLM) -> Llama names; wqkv split per kv group."""
     heads, kv, d = _heads(cfg)
     groups = heads // kv
-    out: dict[str, Any] = {}
-    unknown = []
-    for name, t in state.items():
-        m = _WQKV_O.match(name)
-        if m:
-            w = t.view(kv, groups + 2, d, t.shape[-1])
-            parts = {"q": w[:, :groups], "k": w[:, -2], "v": w[:, -1]}
-            for x, part in parts.items():
-                out[_WQKV[1].format(i=m["i"], x=x)] = part.reshape(-1, t.shape[-1]).clone()
-            continue
-        for rx, template in _TO_LLAMA:
-            m = rx.match(name)
-            if m:
-                out[template.format(**m.groupdict())] = t
-                break
-        else:
-            unknown.append(name)
-    _unknown(unknown, "InternLM2")
-    return out
+
+    def split(m: re.Match[str], t: Any) -> dict[str, Any]:
+        w = t.view(kv, groups + 2, d, t.shape[-1])
+        parts = {"q": w[:, :groups], "k": w[:, -2], "v": w[:, -1]}
+        return {
+            _WQKV[1].format(i=m["i"], x=x): part.reshape(-1, t.shape[-1]).clone()
+            for x, part in parts.items()
+        }
+
+    return _rename(state, _TO_LLAMA, "InternLM2", _WQKV_O, split)
 
 
 def from_llama(state: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
@@ -87,22 +79,13 @@ def from_llama(state: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     heads, kv, d = _heads(cfg)
-    out: dict[str, Any] = {}
     parts: dict[str, dict[str, Any]] = {}
-    unknown = []
-    for name, t in state.items():
-        m = _WQKV_N.match(name)
-        if m:
-            parts.setdefault(m["i"], {})[m["x"]] = t
-            continue
-        for rx, template in _FROM_LLAMA:
-            m = rx.match(name)
-            if m:
-                out[template.format(**m.groupdict())] = t
-                break
-        else:
-            unknown.append(name)
-    _unknown(unknown, "Llama (InternLM2 export)")
+
+    def gather(m: re.Match[str], t: Any) -> dict[str, Any]:
+        parts.setdefault(m["i"], {})[m["x"]] = t
+        return {}
+
+    out = _rename(state, _FROM_LLAMA, "Llama (InternLM2 export)", _WQKV_N, gather)
     for i, p in parts.items():
         hid = p["q"].shape[-1]
         q = p["q"].view(kv, heads // kv, d, hid)
