@@ -155,6 +155,14 @@ _SPECS: tuple[MetricSpec, ...] = (
         "Caption throughput of this worker over the last interval.",
     ),
     _h("sailvl_caption_batch_duration_seconds", "Wall time of one engine batch.", _STEP_BUCKETS),
+    # --- storage (every job process; sailvl.storage.retry counts, the pod labels say whose) ---
+    _c(
+        "sailvl_storage_retries_total",
+        "Storage operations retried after a transient failure, by operation (read, write, "
+        "exists, list, delete, open) and reason (throttled, server_error, timeout, "
+        "connection, truncated, other).",
+        ("op", "reason"),
+    ),
     # --- evaluation (sailvl eval) ---
     _c("sailvl_eval_samples_total", "Benchmark samples answered and scored.", (*_JOB, "benchmark")),
     _g(

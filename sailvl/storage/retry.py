@@ -2,21 +2,32 @@
 
 Only `TransientStorageError` is retried (backends translate timeouts, throttling and
 5xx into it); `NotFoundError` and other `StorageError`s fail at once, so a missing key
-never costs a backoff. `open` is retried up to the moment the stream is handed out;
-a stream that breaks later is the reader's to reopen (it reads whole shards through
-`read_bytes`, which is retried end to end).
+never costs a backoff. `open` is retried, and so is
+each read of the stream it hands out: a stream that breaks mid-body (reset, short body)
+is reopened and the bytes already delivered are skipped, so the caller sees one whole
+object or a `TransientStorageError` after the attempts run out.
+
+Every retry is counted in `sailvl_storage_retries_total{op, reason}` (the metric
+catalogue's storage family, in the process-wide Prometheus registry, so whatever
+/metrics server the job runs exports it). `op` is the store method; `reason` is the
+failure's `reason` attribute when the backend set one (the S3 backend tells `throttled`,
+`server_error`, `timeout`, `connection` and `truncated` apart), else `other`. Without
+prometheus_client installed nothing is counted. When the attempts run out, the error
+raised is a `TransientStorageError` that names the object's full URI and the number of
+attempts, chained to the last failure.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
-from sailvl.storage.base import Store, TransientStorageError
+from sailvl.storage.base import Store, TransientStorageError, join
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,6 +57,25 @@ class RetryConfig:
         return rng.uniform(0.0, min(self.max_delay_s, self.base_delay_s * (2**retry)))
 
 
+_METRICS: list[Any] = []  # [Metrics | None], built on the first retry
+
+
+def count_retry(op: str, exc: BaseException) -> None:
+    """Add one to `sailvl_storage_retries_total{op, reason}` (no-op without prometheus)."""
+    if not _METRICS:
+        try:
+            import prometheus_client  # noqa: F401
+
+            from sailvl.runtime.metrics import Metrics, family
+
+            _METRICS.append(Metrics(family("sailvl_storage_")))
+        except ImportError:
+            _METRICS.append(None)
+    if _METRICS[0] is not None:
+        reason = str(getattr(exc, "reason", "") or "other")
+        _METRICS[0].labels("sailvl_storage_retries_total", op=op, reason=reason).inc()
+
+
 def call_with_retries(
     fn: Callable[[], T],
     config: RetryConfig,
@@ -53,19 +83,67 @@ def call_with_retries(
     *,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
+    op: str = "other",
 ) -> T:
-    """Run `fn`, retrying `TransientStorageError` per `config`; re-raise the last one."""
+    """Run `fn`, retrying `TransientStorageError` per `config`.
+
+    `what` names the object in logs and in the final error; `op` labels the retry metric.
+    When the last attempt fails, raises a `TransientStorageError` naming `what` and the
+    attempt count, chained to that failure."""
     rng = rng or random.Random()
     for attempt in range(config.attempts):
         try:
             return fn()
         except TransientStorageError as exc:
             if attempt + 1 >= config.attempts:
-                raise
+                raise TransientStorageError(
+                    f"storage {what}: gave up after {config.attempts} attempts: {exc}"
+                ) from exc
+            count_retry(op, exc)
             delay = config.delay(attempt, rng)
             log.warning("storage %s: %s; retry %d in %.2fs", what, exc, attempt + 1, delay)
             sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _ResumingStream(io.RawIOBase):
+    """The stream `RetryingStore.open` hands out: each `readinto` is retried; a retry
+    reopens the object through the inner store and skips the `pos` bytes already read."""
+
+    def __init__(self, store: RetryingStore, key: str, first: BinaryIO) -> None:
+        self._store, self._key, self._f, self._pos = store, key, first, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _attempt(self, buf: Any) -> int:
+        if self._f is None:
+            f = self._store.inner.open(self._key)
+            left = self._pos
+            while left:
+                chunk = f.read(min(left, 1 << 20))
+                if not chunk:
+                    f.close()
+                    raise TransientStorageError(f"{self._key}: shorter than {self._pos} bytes")
+                left -= len(chunk)
+            self._f = f
+        try:
+            return self._f.readinto(buf)  # type: ignore[attr-defined,no-any-return]
+        except TransientStorageError:
+            self._f.close()
+            self._f = None
+            raise
+
+    def readinto(self, buf: Any) -> int:
+        n = self._store._retry("open", self._key, lambda: self._attempt(buf))
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+        super().close()
 
 
 class RetryingStore:
@@ -84,27 +162,27 @@ class RetryingStore:
         self._sleep = sleep
         self._rng = random.Random()
 
-    def _retry(self, what: str, fn: Callable[[], T]) -> T:
-        return call_with_retries(
-            fn, self.config, f"{what} {self.uri}", sleep=self._sleep, rng=self._rng
-        )
+    def _retry(self, op: str, key: str, fn: Callable[[], T]) -> T:
+        what = f"{op} {join(self.uri, key)}"  # the object's full URI, e.g. s3://b/p/k
+        return call_with_retries(fn, self.config, what, sleep=self._sleep, rng=self._rng, op=op)
 
     def read_bytes(self, key: str) -> bytes:
-        return self._retry(f"read {key}", lambda: self.inner.read_bytes(key))
+        return self._retry("read", key, lambda: self.inner.read_bytes(key))
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        self._retry(f"write {key}", lambda: self.inner.write_bytes(key, data))
+        self._retry("write", key, lambda: self.inner.write_bytes(key, data))
 
     def exists(self, key: str) -> bool:
-        return self._retry(f"exists {key}", lambda: self.inner.exists(key))
+        return self._retry("exists", key, lambda: self.inner.exists(key))
 
     def list(self, prefix: str = "") -> Iterator[str]:
         # Materialised inside the retry so a listing that fails half-way restarts whole.
-        keys = self._retry(f"list {prefix}", lambda: list(self.inner.list(prefix)))
+        keys = self._retry("list", prefix, lambda: list(self.inner.list(prefix)))
         return iter(keys)
 
     def delete(self, key: str) -> None:
-        self._retry(f"delete {key}", lambda: self.inner.delete(key))
+        self._retry("delete", key, lambda: self.inner.delete(key))
 
     def open(self, key: str) -> BinaryIO:
-        return self._retry(f"open {key}", lambda: self.inner.open(key))
+        first = self._retry("open", key, lambda: self.inner.open(key))
+        return io.BufferedReader(_ResumingStream(self, key, first), 1 << 20)  # type: ignore[return-value]

@@ -9,7 +9,14 @@ Atomicity: an S3 object appears whole or not at all, so `write_bytes` is one PUT
 small objects and one multipart upload (completed in a single call) above
 `multipart_threshold`. botocore's own retries are switched off so that the one retry
 policy (`sailvl.storage.retry`) decides; its errors are translated into the
-`sailvl.storage.base` classes.
+`sailvl.storage.base` classes. A transient one is an `S3TransientError` whose `reason`
+(`throttled`: 503 SlowDown / 429; `server_error`: other 5xx; `timeout`: connect or read
+timeout; `connection`: reset or closed before an answer; `truncated`: a body shorter
+than its Content-Length, or cut mid-stream) labels the retry metric.
+
+Timeouts: `connect_timeout` / `read_timeout` arguments, else `SAILVL_S3_CONNECT_TIMEOUT`
+/ `SAILVL_S3_READ_TIMEOUT` (seconds) from the environment, else 10 s / 60 s. A server
+that stalls is a `timeout` after at most the read timeout, then retried.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from sailvl.storage.base import NotFoundError, StorageError, TransientStorageError, check_key
+
+TIMEOUT_ENV = ("SAILVL_S3_CONNECT_TIMEOUT", "SAILVL_S3_READ_TIMEOUT")
 
 ENDPOINT_ENV = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "S3_ENDPOINT_URL")
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
@@ -44,6 +53,27 @@ def endpoint_from_env() -> str | None:
     return None
 
 
+class S3TransientError(TransientStorageError):
+    """A transient S3 failure; `reason` says which kind (see the module docstring)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _timeout(value: float | None, env: str, default: float) -> float:
+    if value is not None:
+        return value
+    raw = os.environ.get(env, "")
+    try:
+        out = float(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"{env}: not a number of seconds: {raw!r}") from None
+    if out <= 0:
+        raise ValueError(f"{env}: must be > 0, got {raw!r}")
+    return out
+
+
 def translate(exc: Exception, what: str) -> StorageError:
     """Map a botocore exception onto NotFound / Transient / StorageError."""
     from botocore import exceptions as bx
@@ -55,25 +85,39 @@ def translate(exc: Exception, what: str) -> StorageError:
         if code in _NOT_FOUND or status == 404:
             return NotFoundError(f"s3: {what} not found ({code})")
         if code in _TRANSIENT or status >= 500 or status == 429:
-            return TransientStorageError(f"s3: {what}: {code} (HTTP {status})")
+            slow = code in ("SlowDown", "Throttling", "ThrottlingException") or status in (429, 503)
+            reason = "throttled" if slow else "server_error"
+            return S3TransientError(f"s3: {what}: {code} (HTTP {status})", reason)
         return StorageError(f"s3: {what}: {code} (HTTP {status}): {err.get('Message', '')}")
-    transient = (bx.ConnectionError, bx.HTTPClientError, bx.IncompleteReadError)
-    if isinstance(exc, transient) or type(exc).__name__ == "ResponseStreamingError":
-        return TransientStorageError(f"s3: {what}: {exc}")
+    if isinstance(exc, (bx.ReadTimeoutError, bx.ConnectTimeoutError)):
+        return S3TransientError(f"s3: {what}: {exc}", "timeout")
+    if isinstance(exc, bx.IncompleteReadError) or type(exc).__name__ == "ResponseStreamingError":
+        return S3TransientError(f"s3: {what}: {exc}", "truncated")
+    if isinstance(exc, (bx.ConnectionError, bx.HTTPClientError)):
+        return S3TransientError(f"s3: {what}: {exc}", "connection")
     return StorageError(f"s3: {what}: {exc}")
 
 
 class _BodyReader(io.RawIOBase):
-    """Adapts a botocore StreamingBody to a raw binary stream (wrapped buffered)."""
+    """Adapts a botocore StreamingBody to a raw binary stream (wrapped buffered).
 
-    def __init__(self, body: Any) -> None:
+    A body that breaks mid-read (reset, short body) raises the translated
+    `S3TransientError` naming the object, never a raw botocore/urllib3 error."""
+
+    def __init__(self, body: Any, what: str) -> None:
         self._body = body
+        self._what = what
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buf: Any) -> int:
-        data = self._body.read(len(buf))
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            data = self._body.read(len(buf))
+        except BotoCoreError as exc:
+            raise translate(exc, self._what) from exc
         buf[: len(data)] = data
         return len(data)
 
@@ -91,8 +135,8 @@ class S3Store:
         *,
         endpoint_url: str | None = None,
         multipart_threshold: int = 64 << 20,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
     ) -> None:
         rest = uri.split("://", 1)[1]
         self.bucket, _, prefix = rest.partition("/")
@@ -102,7 +146,10 @@ class S3Store:
         self.uri = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
         self.endpoint_url = endpoint_url or endpoint_from_env()
         self.multipart_threshold = multipart_threshold
-        self._timeouts = (connect_timeout, read_timeout)
+        self._timeouts = (
+            _timeout(connect_timeout, TIMEOUT_ENV[0], 10.0),
+            _timeout(read_timeout, TIMEOUT_ENV[1], 60.0),
+        )
         self._client: Any = None
         self._pid = -1
 
@@ -115,7 +162,9 @@ class S3Store:
             from botocore.config import Config as BotoConfig
 
             cfg = BotoConfig(
-                retries={"max_attempts": 1, "mode": "standard"},
+                # total_max_attempts counts the first try; botocore's `max_attempts`
+                # counts retries only, so max_attempts=1 still retried once, unseen.
+                retries={"total_max_attempts": 1, "mode": "standard"},
                 connect_timeout=self._timeouts[0],
                 read_timeout=self._timeouts[1],
                 max_pool_connections=32,
@@ -198,4 +247,4 @@ class S3Store:
 
     def open(self, key: str) -> BinaryIO:
         resp = self._call(key, self.client.get_object, Bucket=self.bucket, Key=self._key(key))
-        return io.BufferedReader(_BodyReader(resp["Body"]), buffer_size=1 << 20)  # type: ignore[return-value]
+        return io.BufferedReader(_BodyReader(resp["Body"], key), buffer_size=1 << 20)  # type: ignore[return-value]
