@@ -31,26 +31,33 @@ READ_TIMEOUT_S = 1.0
 RETRY = RetryConfig(attempts=6, base_delay_s=0.02, max_delay_s=0.2)
 
 
-def retries_total() -> float:
-    """Sum of sailvl_storage_retries_total over all label sets in the default registry."""
+def retries_by_reason() -> dict[str, float]:
+    """sailvl_storage_retries_total summed per `reason` (default registry)."""
     from prometheus_client import REGISTRY
 
-    return sum(
-        s.value
-        for m in REGISTRY.collect()
-        for s in m.samples
-        if s.name == "sailvl_storage_retries_total"
-    )
+    out: dict[str, float] = {}
+    for m in REGISTRY.collect():
+        for s in m.samples:
+            if s.name == "sailvl_storage_retries_total":
+                out[s.labels["reason"]] = out.get(s.labels["reason"], 0.0) + s.value
+    return out
 
 
-def store_via(proxy: FaultProxy, bucket: str, prefix: str = "p") -> RetryingStore:
+def retries_total() -> float:
+    """Sum of sailvl_storage_retries_total over all label sets."""
+    return sum(retries_by_reason().values())
+
+
+def store_via(
+    proxy: FaultProxy, bucket: str, *, timeout_s: float = READ_TIMEOUT_S, retry: RetryConfig = RETRY
+) -> RetryingStore:
     inner = S3Store(
-        f"s3://{bucket}/{prefix}",
+        f"s3://{bucket}/p",
         endpoint_url=proxy.endpoint,
-        connect_timeout=READ_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
+        connect_timeout=timeout_s,
+        read_timeout=timeout_s,
     )
-    return RetryingStore(inner, RETRY)
+    return RetryingStore(inner, retry)
 
 
 def upstream_objects(server: S3Server, bucket: str) -> dict[str, bytes]:
@@ -74,7 +81,7 @@ def test_storage_many_objects_under_5pct_faults(s3_env: str, s3_server: S3Server
         f"ckpt/step-{n}": {f"f{j}.bin": rng.randbytes(rng.randrange(1, 32 << 10)) for j in range(4)}
         for n in range(6)
     }
-    before = retries_total()
+    before, reasons_before = retries_total(), retries_by_reason()
     with fault_proxy(s3_server.endpoint, rate=0.05, seed=11, stall_s=3.0) as proxy:
         store = store_via(proxy, s3_env)
         for key, data in objects.items():
@@ -96,6 +103,10 @@ def test_storage_many_objects_under_5pct_faults(s3_env: str, s3_server: S3Server
     # Every fault kind fired, and each was retried rather than passed through or fatal.
     assert set(proxy.injected) == {"500", "503", "stall", "reset", "truncate"}, proxy.injected
     assert retries_total() - before >= injected > 0
+    after = retries_by_reason()
+    reasons = {r for r, v in after.items() if v > reasons_before.get(r, 0.0)}
+    assert {"throttled", "server_error", "timeout"} <= reasons, after
+    assert reasons & {"connection", "truncated"}, after
     # On SeaweedFS itself: exactly the intended objects, each whole (digest equal).
     want = {f"p/{k}": sha(v) for k, v in objects.items()}
     for unit, files in units.items():
@@ -156,7 +167,10 @@ def test_every_operation_fails_cleanly_under_100pct_faults(
     s3_server.client().put_object(Bucket=s3_env, Key="p/there.bin", Body=b"x" * 5000)
     data = random.Random(1).randbytes(20000)
     with fault_proxy(s3_server.endpoint, rate=1.0, seed=1, faults=(fault,), stall_s=3.0) as proxy:
-        store = store_via(proxy, s3_env)
+        # Fewer, shorter tries than under 5 %: every one of them fails here.
+        store = store_via(
+            proxy, s3_env, timeout_s=0.5, retry=RetryConfig(attempts=3, base_delay_s=0.02)
+        )
         ops: dict[str, tuple[str, Callable[[], object]]] = {
             "write": ("new.bin", lambda: store.write_bytes("new.bin", data)),
             "read": ("there.bin", lambda: store.read_bytes("there.bin")),
@@ -170,7 +184,7 @@ def test_every_operation_fails_cleanly_under_100pct_faults(
             t0 = time.monotonic()
             with pytest.raises(StorageError) as info:
                 call()
-            # Bounded: RETRY's attempts x (timeout + backoff) is ~10 s; 60 s is generous.
+            # Bounded: 3 attempts x (0.5 s timeout + backoff) is ~2 s; 60 s is generous.
             assert time.monotonic() - t0 < 60, op
             msg = str(info.value)
             assert f"s3://{s3_env}/p/{key}" in msg and "attempts" in msg, (op, msg)
