@@ -1,6 +1,7 @@
 """The HDFS stores against a real HDFS (Hadoop's MiniDFSCluster, tests/fixtures/hdfsserver.py).
 
-The same contract the file and S3 backends pass, for both ways a URI reaches it here:
+The same contract the file and S3 backends pass (tests/fixtures/storage_contract.py),
+for both ways a URI reaches it here:
 `webhdfs://host:http_port/...` and `hdfs://host:rpc_port/...` (no libhdfs in this
 environment, so `open_hdfs` falls back to WebHDFS at `SAILVL_WEBHDFS_ADDRESS`).
 """
@@ -13,17 +14,10 @@ import urllib.request
 
 import pytest
 
-from sailvl.storage import (
-    NotFoundError,
-    StorageError,
-    commit_unit,
-    committed_units,
-    open_store,
-    read_latest,
-    write_latest,
-)
+from sailvl.storage import StorageError, open_store
 from sailvl.storage.hdfs import open_hdfs
 from sailvl.storage.webhdfs import WebHdfsStore
+from tests.fixtures import storage_contract as contract
 from tests.fixtures.hdfsserver import HdfsServer
 
 pytestmark = pytest.mark.timeout(600)
@@ -44,27 +38,7 @@ def raw_names(server: HdfsServer, path: str) -> list[str]:
 
 
 def test_hdfs_roundtrip_list_delete(uri: str, hdfs_server: HdfsServer) -> None:
-    store = open_store(f"{uri}/pre/fix")
-    store.write_bytes("a/x", b"1")
-    store.write_bytes("a/y", b"22")
-    store.write_bytes("b", b"333")
-    assert store.read_bytes("a/y") == b"22"
-    assert list(store.list()) == ["a/x", "a/y", "b"]
-    assert list(store.list("a/")) == ["a/x", "a/y"]
-    assert store.exists("b") and not store.exists("zz") and not store.exists("a")
-    with store.open("b") as f:
-        assert f.read() == b"333"
-    store.delete("b")
-    store.delete("b")  # absent: not an error
-    assert not store.exists("b")
-    with pytest.raises(NotFoundError):
-        store.read_bytes("b")
-    with pytest.raises(NotFoundError):
-        store.open("b")
-    # A sibling directory does not leak into the listing.
-    open_store(f"{uri}/pre/fixture").write_bytes("c", b"")
-    assert list(store.list()) == ["a/x", "a/y"]
-    assert list(open_store(f"{uri}/nothing-here").list()) == []
+    contract.check_roundtrip_list_delete(lambda path: open_store(f"{uri}/{path}"))
 
 
 def test_hdfs_overwrite_is_atomic_and_leaves_no_temps(uri: str, hdfs_server: HdfsServer) -> None:
@@ -140,12 +114,7 @@ def test_hdfs_open_seeks_with_ranged_reads(uri: str) -> None:
 
 
 def test_hdfs_commit_and_latest(uri: str) -> None:
-    store = open_store(f"{uri}/ckpt")
-    commit_unit(store, "step-5", {"model.safetensors": b"w", "opt/state.pt": b"s"})
-    store.write_bytes("step-6/model.safetensors", b"partial")  # no marker: ignored
-    assert committed_units(store) == ["step-5"]
-    write_latest(store, "step-5")
-    assert read_latest(store) == "step-5"
+    contract.check_commit_and_latest(open_store(f"{uri}/ckpt"))
 
 
 def test_hdfs_client_choice(

@@ -16,17 +16,12 @@ from sailvl.storage import (
     StorageError,
     Store,
     TransientStorageError,
-    commit_unit,
-    committed_units,
-    is_committed,
     join,
     open_store,
-    read_latest,
     split_uri,
-    write_latest,
 )
-from sailvl.storage.commit import committed_files
 from sailvl.storage.local import LocalStore
+from tests.fixtures import storage_contract as contract
 
 
 @pytest.mark.parametrize(
@@ -69,26 +64,8 @@ def test_import_is_light() -> None:
 
 
 def test_local_roundtrip_list_delete(tmp_path: str) -> None:
-    store = open_store(f"file://{tmp_path}/root")
-    assert isinstance(store, Store)
-    store.write_bytes("a/x.bin", b"1")
-    store.write_bytes("a/y.bin", b"22")
-    store.write_bytes("b.bin", b"333")
-    assert store.read_bytes("a/y.bin") == b"22"
-    assert list(store.list()) == ["a/x.bin", "a/y.bin", "b.bin"]
-    assert list(store.list("a/")) == ["a/x.bin", "a/y.bin"]
-    assert list(store.list("a/x")) == ["a/x.bin"]
-    assert list(store.list("nothing/")) == []
-    with store.open("b.bin") as f:
-        assert f.read(2) == b"33"
-    assert store.exists("b.bin") and not store.exists("a")
-    store.delete("b.bin")
-    store.delete("b.bin")  # absent: not an error
-    assert not store.exists("b.bin")
-    with pytest.raises(NotFoundError):
-        store.read_bytes("b.bin")
-    with pytest.raises(NotFoundError):
-        store.open("b.bin")
+    assert isinstance(open_store(f"file://{tmp_path}/root"), Store)
+    contract.check_roundtrip_list_delete(lambda path: open_store(f"file://{tmp_path}/root/{path}"))
 
 
 def test_local_write_is_atomic_and_hides_temps(
@@ -197,23 +174,7 @@ def test_retry_config_validation(kwargs: dict[str, float], field: str) -> None:
 
 
 def test_commit_unit_and_latest(tmp_path: str) -> None:
-    store = open_store(str(tmp_path))
-    assert read_latest(store) is None
-    # Files without a marker are an uncommitted unit: invisible and not pointable.
-    store.write_bytes("step-1/model.bin", b"half")
-    assert not is_committed(store, "step-1")
-    with pytest.raises(ValueError, match="not committed"):
-        write_latest(store, "step-1")
-    commit_unit(store, "step-2", {"model.bin": b"w" * 10, "opt/state.bin": b"s"})
-    assert committed_units(store) == ["step-2"]
-    assert committed_files(store, "step-2") == {"model.bin": 10, "opt/state.bin": 1}
-    assert committed_files(store, "step-1") is None
-    write_latest(store, "step-2")
-    assert read_latest(store) == "step-2"
-    commit_unit(store, "step-10", {"model.bin": b"x"})
-    write_latest(store, "step-10")
-    assert read_latest(store) == "step-10"
-    assert committed_units(store) == ["step-10", "step-2"]
+    contract.check_commit_and_latest(open_store(str(tmp_path)))
 
 
 def test_open_store_hdfs_path_via_pyarrow_localfs(tmp_path: str) -> None:
