@@ -2,10 +2,10 @@
 
 Only `TransientStorageError` is retried (backends translate timeouts, throttling and
 5xx into it); `NotFoundError` and other `StorageError`s fail at once, so a missing key
-never costs a backoff. `open` is retried, and so is
-each read of the stream it hands out: a stream that breaks mid-body (reset, short body)
-is reopened and the bytes already delivered are skipped, so the caller sees one whole
-object or a `TransientStorageError` after the attempts run out.
+never costs a backoff. `open` is retried, and so is each read of the stream it hands
+out: a stream that breaks mid-body (reset, short body) is reopened and the bytes already
+delivered are skipped, so the caller sees one whole object or, once the attempts run
+out, a `TransientStorageError`. A seekable stream (a local file) is handed out as it is.
 
 Every retry is counted in `sailvl_storage_retries_total{op, reason}` (the metric
 catalogue's storage family, in the process-wide Prometheus registry, so whatever
@@ -185,4 +185,6 @@ class RetryingStore:
 
     def open(self, key: str) -> BinaryIO:
         first = self._retry("open", key, lambda: self.inner.open(key))
+        if first.seekable():  # a local file: nothing to resume, and callers may seek
+            return first
         return io.BufferedReader(_ResumingStream(self, key, first), 1 << 20)  # type: ignore[return-value]
