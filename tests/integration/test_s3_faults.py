@@ -16,6 +16,7 @@ import hashlib
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -237,3 +238,52 @@ def test_multipart_writes_under_faults_commit_whole_objects(
     got = upstream_objects(s3_server, s3_env)
     assert {k: sha(v) for k, v in got.items()} == {f"p/{k}": sha(v) for k, v in objects.items()}
     assert not s3_server.client().list_multipart_uploads(Bucket=s3_env).get("Uploads")
+
+
+def test_checkpoint_upload_and_download_under_5pct_faults(
+    s3_env: str, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """`sailvl.model.checkpoint.upload_dir` / `download_to_temp` (the checkpoint save and
+    load of a remote run) through the proxy: the copy is exact, the marker is written
+    last, and SeaweedFS holds the same bytes."""
+    import shutil
+
+    from sailvl.model.checkpoint import download_to_temp, upload_dir
+    from sailvl.storage import open_store
+    from sailvl.storage.commit import committed_files
+
+    assert_server_is_expected(s3_server)
+    rng = random.Random(21)
+    files = {
+        "config.json": b'{"model_type": "tiny"}',
+        "model-00001-of-00002.safetensors": rng.randbytes(3 << 20),
+        "model-00002-of-00002.safetensors": rng.randbytes(1 << 20),
+        "tokenizer/vocab.txt": rng.randbytes(300_000),
+    }
+    files.update({f"extra/{i:03d}.bin": rng.randbytes(rng.randrange(1, 20_000)) for i in range(40)})
+    src = tmp_path / "ckpt"
+    for name, data in files.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(data)
+    uri = f"s3://{s3_env}/runs/s1/step-00000010"
+    with fault_proxy(s3_server.endpoint, rate=0.05, seed=13, stall_s=3.0) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        monkeypatch.setenv("S3_ENDPOINT_URL", proxy.endpoint)
+        monkeypatch.setenv("SAILVL_S3_READ_TIMEOUT", str(READ_TIMEOUT_S))
+        assert upload_dir(str(src), uri) == {k: len(v) for k, v in files.items()}
+        dest = download_to_temp(uri)
+        injected = sum(proxy.injected.values())
+    try:
+        for name, data in files.items():
+            assert Path(dest, name).read_bytes() == data, name
+    finally:
+        shutil.rmtree(dest)
+    assert injected > 0
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    monkeypatch.setenv("S3_ENDPOINT_URL", s3_server.endpoint)
+    assert committed_files(open_store(uri), "") == {k: len(v) for k, v in files.items()}
+    got = upstream_objects(s3_server, s3_env)
+    prefix = "runs/s1/step-00000010/"
+    assert {k[len(prefix) :]: sha(v) for k, v in got.items() if not k.endswith(COMMIT_MARKER)} == {
+        k: sha(v) for k, v in files.items()
+    }
