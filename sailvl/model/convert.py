@@ -124,6 +124,27 @@ def _rename(
     return out
 
 
+def _swap_prefixes(
+    state: dict[str, Any], pairs: list[tuple[str, str]], skip: str, where: str
+) -> dict[str, Any]:
+    """Every tensor of `state` not under `skip` (the vision tower, renamed by its own
+    table) with the first `(old, new)` prefix of `pairs` it starts with swapped; names
+    no pair knows raise together (`_unknown`, naming `where`)."""
+    out: dict[str, Any] = {}
+    unknown = []
+    for name, tensor in state.items():
+        if name.startswith(skip):
+            continue
+        for old, new in pairs:
+            if name.startswith(old):
+                out[new + name[len(old) :]] = tensor
+                break
+        else:
+            unknown.append(name)
+    _unknown(unknown, where)
+    return out
+
+
 def vision_to_native(state: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """InternViT tensors (names after `prefix`) -> InternVLVisionModel names; qkv split."""
 
@@ -198,17 +219,7 @@ def chat_to_native(
         k[len("vision_model.") :]: v for k, v in state.items() if k.startswith("vision_model.")
     }
     out = vision_to_native(vision, prefix="model.vision_tower.")
-    unknown = []
-    for name, tensor in state.items():
-        if name.startswith("vision_model."):
-            continue
-        for orig, native in _CHAT_PREFIXES[1:]:
-            if name.startswith(orig):
-                out[native + name[len(orig) :]] = tensor
-                break
-        else:
-            unknown.append(name)
-    _unknown(unknown, "InternVL-Chat")
+    out.update(_swap_prefixes(state, _CHAT_PREFIXES[1:], "vision_model.", "InternVL-Chat"))
     return out
 
 
@@ -228,17 +239,8 @@ def native_to_chat(
     pre = "model.vision_tower."
     vision = {k[len(pre) :]: v for k, v in state.items() if k.startswith(pre)}
     out = vision_to_original(vision, prefix="vision_model.")
-    unknown = []
-    for name, tensor in state.items():
-        if name.startswith(pre):
-            continue
-        for orig, native in _CHAT_PREFIXES[1:]:
-            if name.startswith(native):
-                out[orig + name[len(native) :]] = tensor
-                break
-        else:
-            unknown.append(name)
-    _unknown(unknown, "InternVL (native)")
+    back = [(native, orig) for orig, native in _CHAT_PREFIXES[1:]]
+    out.update(_swap_prefixes(state, back, pre, "InternVL (native)"))
     from sailvl.model import convert_internlm2 as L
 
     if llm_config and L.is_internlm2(llm_config):
