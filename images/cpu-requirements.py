@@ -7,22 +7,46 @@ dependency, so this asks pip to resolve the specs (``--dry-run --report``: metad
 nothing installed), drops the GPU-only distributions, and prints ``name==version`` lines
 for ``pip install --no-deps -r``. The resolution is pip's own; only the filter is ours.
 
-Usage: python cpu-requirements.py SPEC... > requirements.txt
+Usage: python cpu-requirements.py [--pyproject FILE --extra NAME]... [SPEC...] > req.txt
+
+``--pyproject`` takes the specs from a pyproject.toml (its dependencies plus the named
+extras) without the project itself, so an image can install the dependencies in a layer
+of their own that a change of the sources does not invalidate.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
 import sys
+import tomllib
 
 #: GPU-only distributions torch pulls in on Linux (CUDA runtime libraries, cuDNN, NCCL,
 #: the CUDA toolkit meta package and its Python bindings, triton).
 GPU_ONLY = re.compile(r"^(nvidia-.*|cuda-.*|triton)$")
 
 
-def main(specs: list[str]) -> int:
+def pyproject_specs(path: str, extras: list[str]) -> list[str]:
+    """The project's dependencies and those of the named extras (PEP 621 tables)."""
+    with open(path, "rb") as f:
+        project = tomllib.load(f)["project"]
+    specs = list(project.get("dependencies", []))
+    for extra in extras:
+        specs += project["optional-dependencies"][extra]
+    return specs
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pyproject", help="take the specs from this pyproject.toml")
+    parser.add_argument("--extra", action="append", default=[], help="an extra of it")
+    parser.add_argument("specs", nargs="*", help="pip requirement specifiers")
+    args = parser.parse_args(argv)
+    specs = list(args.specs)
+    if args.pyproject:
+        specs += pyproject_specs(args.pyproject, args.extra)
     report = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
          "--quiet", "--report", "-", *specs],

@@ -14,16 +14,19 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY images/cpu-requirements.py /src/images/
-COPY pyproject.toml README.md ./
-COPY sailvl/ sailvl/
+COPY pyproject.toml ./
 # torch on PyPI is the CUDA build; it runs on CPU without its ~4 GB of nvidia-*, cuda-*
-# and triton wheels, which cpu-requirements.py leaves out of pip's own resolution. The
-# pip cache is a build-time mount (build-images.sh), never part of a layer.
+# and triton wheels, which cpu-requirements.py leaves out of pip's own resolution of the
+# dependencies of "./[train]". They get a layer of their own: a change under sailvl/
+# reinstalls only the package. The pip cache is a build-time mount, never in a layer.
 # hadolint ignore=DL3042
 RUN pip install pip==25.3 \
- && python images/cpu-requirements.py "./[train]" >/tmp/requirements.txt \
- && pip install --no-deps -r /tmp/requirements.txt \
- && pip install --no-deps ./
+ && python images/cpu-requirements.py --pyproject pyproject.toml --extra train >/tmp/req.txt \
+ && pip install --no-deps -r /tmp/req.txt
+COPY README.md ./
+COPY sailvl/ sailvl/
+# hadolint ignore=DL3042
+RUN pip install --no-deps ./
 
 # --- runtime --------------------------------------------------------------------------------
 FROM ${BASE}

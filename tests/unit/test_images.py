@@ -174,7 +174,7 @@ def test_a_wrong_subcommand_is_caught() -> None:
         ("captioner-ascend", ["lmdeploy==", "torch-npu==", "dlinfer-ascend==", "cann:"]),
         ("evaluator", ['"./[train]"']),
         ("operator", ['"./[operator]"', "python:3.11"]),
-        ("job-cpu", ['"./[train]"', "cpu-requirements.py", "python:3.11"]),
+        ("job-cpu", ["--extra train", "cpu-requirements.py", "python:3.11"]),
     ],
 )
 def test_each_image_installs_its_stack(name: str, needles: list[str]) -> None:
