@@ -195,6 +195,11 @@ def _reconcile(kind: str, body: dict[str, Any]) -> None:
     for child in [*children, job]:
         kopf.adopt(child, owner=body)
         create_child(child)
+    if newest is None:
+        # Posted here, once, when the first attempt's Job is created: deriving it from a
+        # Pending status missed it whenever the pods were Running before the first
+        # status write (fast nodes), and posted it twice from two watch streams before.
+        kopf.info(body, reason=c.REASON_CREATED, message=f"created Job {job['metadata']['name']}")
     existing = k8s.get("batch/v1", "Job", ns, job["metadata"]["name"]) or job
     if kind == "TrainStage":  # a change of spec.suspend, never its level (see .kueue)
         admission.pass_on_suspend(body, existing, bool(getattr(spec, "suspend", False)))
@@ -288,7 +293,9 @@ def _observe(kind: str, body: dict[str, Any]) -> str | None:
     if write_status(body, kind, new):
         if decision.action == "restart":
             kopf.warn(body, reason=c.REASON_RESTARTING, message=message)
-        elif phase != st.get("phase") or reason != old_ready.get("reason"):
+        elif reason != c.REASON_CREATED and (
+            phase != st.get("phase") or reason != old_ready.get("reason")
+        ):
             bad = phase == c.FAILED or bool(stuck)
             (kopf.warn if bad else kopf.info)(body, reason=reason, message=message or phase)
     return phase
