@@ -4,6 +4,7 @@ found by the launcher before any worker (or torch) starts."""
 from __future__ import annotations
 
 import json
+import os
 from argparse import Namespace
 from pathlib import Path
 
@@ -23,6 +24,14 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> str:
     return uri
 
 
+_DEVICE_ENV = (
+    "DS_ACCELERATOR",
+    "TORCH_DEVICE_BACKEND_AUTOLOAD",
+    "DS_BUILD_OPS",
+    "TORCH_EXTENSIONS_DIR",
+)
+
+
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: dict, env: dict | None = None):
     status = tmp_path / "status.json"
     monkeypatch.setenv("SAILVL_STATUS_SINK", f"file:{status}")
@@ -33,7 +42,19 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: dict, env: dict |
     path = tmp_path / "job.yaml"
     cfg = job_config("TrainStage", "bad", "ns", TrainStageSpec.model_validate(spec))
     path.write_text(dump_job_config(cfg))
-    rc = main(Namespace(config=path))
+    # main() sets DS_ACCELERATOR & co. in os.environ for the accelerator it was given
+    # (prepare_environment); an ascend case left DS_ACCELERATOR=npu behind, and a later
+    # in-process DeepSpeed call (sailvl export in test_model_export) then failed asking
+    # for torch_npu. Put them back as they were.
+    saved = {k: os.environ.get(k) for k in _DEVICE_ENV}
+    try:
+        rc = main(Namespace(config=path))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return rc, json.loads(status.read_text()) if status.exists() else {}
 
 
