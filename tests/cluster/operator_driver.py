@@ -13,7 +13,7 @@ from typing import Any
 
 from kopf.testing import KopfRunner
 
-from tests.cluster.controlplane.client import Kubectl
+from tests.cluster.controlplane.client import Kubectl, wait_for
 
 CRDS = Path(__file__).parents[2] / "crds"
 
@@ -39,6 +39,44 @@ def get(kubectl: Kubectl, kind: str, name: str, ns: str) -> dict[str, Any]:
 
 def phase(kubectl: Kubectl, kind: str, name: str, ns: str) -> str | None:
     return get(kubectl, kind, name, ns).get("status", {}).get("phase")
+
+
+def running_pods(
+    kubectl: Kubectl, ns: str, job: str | None = None, *, owner: str | None = None
+) -> list[dict[str, Any]]:
+    """The Running pods of one Job (`job`, by the Job controller's job-name label) or of
+    every Job of one sailvl resource (`owner`, by the operator's `sailvl.io/name`)."""
+    if (job is None) == (owner is None):
+        raise ValueError("running_pods: give exactly one of job, owner")
+    label = f"batch.kubernetes.io/job-name={job}" if job is not None else f"sailvl.io/name={owner}"
+    return [p for p in kubectl.pods(ns, label) if (p.get("status") or {}).get("phase") == "Running"]
+
+
+def wait_running_pods(
+    kubectl: Kubectl, ns: str, owner: str, count: int = 0, timeout: float = 60
+) -> list[dict[str, Any]]:
+    """Wait until `owner`'s resource has Running pods (exactly `count` of them when
+    `count` is given) and return them."""
+
+    def ready() -> list[dict[str, Any]] | None:
+        pods = running_pods(kubectl, ns, owner=owner)
+        return pods if pods and (not count or len(pods) == count) else None
+
+    found: list[dict[str, Any]] = wait_for(ready, timeout=timeout, what=f"running pods of {owner}")
+    return found
+
+
+def job_names(kubectl: Kubectl, ns: str, owner: str) -> list[str]:
+    """The sorted names of the Jobs the operator made for `owner` (`<owner>-<attempt>`)."""
+    items = kubectl.json("get", "jobs", "-n", ns, "-l", f"sailvl.io/name={owner}")["items"]
+    return sorted(j["metadata"]["name"] for j in items)
+
+
+def wait_phase(
+    kubectl: Kubectl, kind: str, name: str, ns: str, want: str = "Running", timeout: float = 30
+) -> None:
+    """Wait until the resource's `status.phase` is `want`."""
+    wait_for(lambda: phase(kubectl, kind, name, ns) == want, timeout=timeout, what=f"{name} {want}")
 
 
 def drive(

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.cluster.controlplane.client import Kubectl, wait_for
+from tests.cluster.operator_driver import job_names, wait_running_pods
 from tests.cluster.test_operator import crds, standalone_stage  # noqa: F401
 
 pytestmark = pytest.mark.cluster
@@ -85,11 +86,6 @@ def _holder(k: Kubectl, ns: str) -> str | None:
     return (lease or {}).get("spec", {}).get("holderIdentity")
 
 
-def _jobs(k: Kubectl, ns: str, stage: str) -> list[str]:
-    items = k.json("get", "jobs", "-n", ns, "-l", f"sailvl.io/name={stage}")["items"]
-    return sorted(i["metadata"]["name"] for i in items)
-
-
 def test_standby_takes_over_when_the_leader_dies(
     cluster: Any,
     crds: None,  # noqa: F811
@@ -109,19 +105,8 @@ def test_standby_takes_over_when_the_leader_dies(
     assert "standby" in (wait_for(lambda: _health(port), timeout=30, what="standby /healthz"))
 
     k.apply(standalone_stage("one", namespace))
-    wait_for(lambda: _jobs(k, namespace, "one") == ["one-0"], timeout=60, what="Job one-0")
-    pods = wait_for(
-        lambda: (
-            [
-                p
-                for p in k.pods(namespace, "sailvl.io/name=one")
-                if p["status"].get("phase") == "Running"
-            ]
-            or None
-        ),
-        timeout=60,
-        what="pods of one-0",
-    )
+    wait_for(lambda: job_names(k, namespace, "one") == ["one-0"], timeout=60, what="Job one-0")
+    pods = wait_running_pods(k, namespace, "one")
     assert "Handler '" not in b.text(), "the standby handled an event"
 
     a.proc.kill()  # no SIGTERM, no clean-up: the Lease just stops being renewed
@@ -129,8 +114,10 @@ def test_standby_takes_over_when_the_leader_dies(
     k.apply(standalone_stage("two", namespace))
     k.fail_pod(pods[0]["metadata"]["name"], namespace, code=1)  # one-0 fails: a restart
     wait_for(lambda: _holder(k, namespace) == "op-b", timeout=60, what="op-b takes the Lease")
-    wait_for(lambda: _jobs(k, namespace, "two") == ["two-0"], timeout=60, what="Job two-0")
-    wait_for(lambda: _jobs(k, namespace, "one") == ["one-0", "one-1"], timeout=60, what="Job one-1")
+    wait_for(lambda: job_names(k, namespace, "two") == ["two-0"], timeout=60, what="Job two-0")
+    wait_for(
+        lambda: job_names(k, namespace, "one") == ["one-0", "one-1"], timeout=60, what="Job one-1"
+    )
     assert "leading: holding Lease" in b.text()
     # The same port now answers with kopf's own health report.
     wait_for(
@@ -140,7 +127,7 @@ def test_standby_takes_over_when_the_leader_dies(
     )
     # No duplicates: one ConfigMap, one Service, one Job per attempt for each stage.
     for stage, jobs in (("one", ["one-0", "one-1"]), ("two", ["two-0"])):
-        assert _jobs(k, namespace, stage) == jobs
+        assert job_names(k, namespace, stage) == jobs
         for kind in ("configmaps", "services"):
             sel = f"sailvl.io/name={stage}"
             assert len(k.json("get", kind, "-n", namespace, "-l", sel)["items"]) == 1

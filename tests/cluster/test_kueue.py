@@ -27,6 +27,7 @@ import pytest
 from tests.cluster.controlplane.client import Kubectl, wait_for
 from tests.cluster.controlplane.kueue import Kueue
 from tests.cluster.operator_driver import CRDS, get, operator, phase
+from tests.cluster.test_operator import standalone_stage
 
 pytestmark = pytest.mark.cluster
 
@@ -89,22 +90,8 @@ def queues(k: Kubectl, ns: str, gpus: int) -> str:
 
 
 def stage(name: str, ns: str, queue: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "sailvl.io/v1alpha1",
-        "kind": "TrainStage",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "preset": "sft-knowledge",
-            "model": {"preset": "tiny"},
-            "data": [{"uri": "s3://d/x"}],
-            "budget": {"steps": 5},
-            "output": f"s3://o/{name}",
-            "nodes": 2,
-            "devicesPerNode": 2,
-            "queue": {"kueueQueue": queue},
-            **spec,
-        },
-    }
+    """`standalone_stage` submitted to the Kueue LocalQueue `queue`."""
+    return standalone_stage(name, ns, queue={"kueueQueue": queue}, **spec)
 
 
 def pods(k: Kubectl, ns: str, name: str) -> list[dict[str, Any]]:

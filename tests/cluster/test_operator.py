@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.cluster.controlplane.client import Kubectl, KubectlError, wait_for
-from tests.cluster.operator_driver import CRDS, drive, get, operator, phase
+from tests.cluster.operator_driver import CRDS, drive, get, operator, phase, wait_running_pods
 
 pytestmark = pytest.mark.cluster
 
@@ -299,20 +299,7 @@ def test_suspend_resume_and_delete(cluster: Any, crds: None, namespace: str) -> 
             "-p",
             '{"spec": {"suspend": false}}',
         )
-        wait_for(
-            lambda: (
-                len(
-                    [
-                        p
-                        for p in k.pods(namespace, "sailvl.io/name=sus")
-                        if p["status"].get("phase") == "Running"
-                    ]
-                )
-                == 2
-            ),
-            timeout=60,
-            what="2 running pods",
-        )
+        wait_running_pods(k, namespace, "sus", count=2)
         wait_for(
             lambda: phase(k, "trainstage", "sus", namespace) == "Running",
             timeout=30,
@@ -341,18 +328,7 @@ def test_config_error_exit_fails_stage_without_restart(
     stage = standalone_stage("badcfg", namespace, maxRestarts=3)
     with operator(cluster.kubeconfig, namespace):
         k.apply(stage)
-        pods = wait_for(
-            lambda: (
-                [
-                    p
-                    for p in k.pods(namespace, "sailvl.io/name=badcfg")
-                    if p["status"].get("phase") == "Running"
-                ]
-                or None
-            ),
-            timeout=60,
-            what="a running stage pod",
-        )
+        pods = wait_running_pods(k, namespace, "badcfg")
         # What `sailvl train` reports before it exits 2 (sailvl.runtime.report).
         k(
             "patch",

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.cluster.controlplane.client import Kubectl, wait_for
-from tests.cluster.operator_driver import get, operator, phase
+from tests.cluster.operator_driver import get, job_names, operator, running_pods, wait_phase
 from tests.cluster.test_operator import crds, standalone_stage  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.cluster
@@ -44,23 +44,13 @@ def conds(k: Kubectl, kind: str, name: str, ns: str) -> dict[str, dict[str, Any]
     return out
 
 
-def running(k: Kubectl, ns: str, job: str) -> list[dict[str, Any]]:
-    pods = k.pods(ns, f"batch.kubernetes.io/job-name={job}")
-    return [p for p in pods if p["status"].get("phase") == "Running"]
-
-
 def rank(k: Kubectl, ns: str, job: str, index: str) -> dict[str, Any]:
-    pods = running(k, ns, job)
+    pods = running_pods(k, ns, job)
     return next(
         p
         for p in pods
         if p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == index
     )
-
-
-def jobs(k: Kubectl, ns: str, name: str) -> list[str]:
-    items = k.json("get", "jobs", "-n", ns, "-l", f"sailvl.io/name={name}")["items"]
-    return sorted(j["metadata"]["name"] for j in items)
 
 
 def test_group_restart_names_pod_keeps_attempt_and_clears_restarting(
@@ -73,10 +63,10 @@ def test_group_restart_names_pod_keeps_attempt_and_clears_restarting(
         k.apply(standalone_stage("flaky", ns, maxRestarts=1))
         k.apply(standalone_stage("heal", ns, maxRestarts=1))
         for name in ("flaky", "heal"):
-            wait_for(lambda n=name: len(running(k, ns, f"{n}-0")) == 2, timeout=60, what="pods")
             wait_for(
-                lambda n=name: phase(k, "trainstage", n, ns) == "Running", timeout=30, what=name
+                lambda n=name: len(running_pods(k, ns, f"{n}-0")) == 2, timeout=60, what="pods"
             )
+            wait_phase(k, "trainstage", name, ns)
         time.sleep(2)  # any duplicate event would have been posted by now
         for name in ("flaky", "heal"):
             got = reasons(k, ns, name)
@@ -88,7 +78,9 @@ def test_group_restart_names_pod_keeps_attempt_and_clears_restarting(
         for pod in victims.values():
             k.fail_pod(pod["metadata"]["name"], ns, code=137)
         for name, pod in victims.items():
-            wait_for(lambda n=name: jobs(k, ns, n) == [f"{n}-0", f"{n}-1"], timeout=60, what="2")
+            wait_for(
+                lambda n=name: job_names(k, ns, n) == [f"{n}-0", f"{n}-1"], timeout=60, what="2"
+            )
             st = get(k, "trainstage", name, ns)["status"]
             assert st["restarts"] == 1 and st["jobName"] == f"{name}-1"
             # The failed attempt's Job and its failed pod are kept: the logs are there.
@@ -102,7 +94,9 @@ def test_group_restart_names_pod_keeps_attempt_and_clears_restarting(
 
         # The new attempt runs: Restarting is cleared.
         for name in ("flaky", "heal"):
-            wait_for(lambda n=name: len(running(k, ns, f"{n}-1")) == 2, timeout=60, what="pods")
+            wait_for(
+                lambda n=name: len(running_pods(k, ns, f"{n}-1")) == 2, timeout=60, what="pods"
+            )
             wait_for(
                 lambda n=name: conds(k, "trainstage", n, ns)["Restarting"]["status"] == "False",
                 timeout=30,
@@ -113,15 +107,17 @@ def test_group_restart_names_pod_keeps_attempt_and_clears_restarting(
             assert cond["Ready"]["status"] == "True"
 
         # heal succeeds: the failed attempt's Job goes with the stage's success.
-        for pod in running(k, ns, "heal-1"):
+        for pod in running_pods(k, ns, "heal-1"):
             k.succeed_pod(pod["metadata"]["name"], ns)
-        wait_for(lambda: phase(k, "trainstage", "heal", ns) == "Succeeded", timeout=60, what="ok")
-        wait_for(lambda: jobs(k, ns, "heal") == ["heal-1"], timeout=30, what="attempt 0 deleted")
+        wait_phase(k, "trainstage", "heal", ns, "Succeeded", timeout=60)
+        wait_for(
+            lambda: job_names(k, ns, "heal") == ["heal-1"], timeout=30, what="attempt 0 deleted"
+        )
 
         # flaky fails again: maxRestarts reached, both attempts kept, the pod named.
         last = rank(k, ns, "flaky-1", "0")
         k.fail_pod(last["metadata"]["name"], ns, code=3)
-        wait_for(lambda: phase(k, "trainstage", "flaky", ns) == "Failed", timeout=60, what="Fail")
+        wait_phase(k, "trainstage", "flaky", ns, "Failed", timeout=60)
         time.sleep(1)
     st = get(k, "trainstage", "flaky", ns)["status"]
     cond = conds(k, "trainstage", "flaky", ns)
@@ -129,7 +125,7 @@ def test_group_restart_names_pod_keeps_attempt_and_clears_restarting(
     assert cond["Restarting"]["status"] == "False" and cond["Ready"]["status"] == "False"
     for text in (st["message"], cond["Failed"]["message"]):
         assert last["metadata"]["name"] in text and "exited with code 3" in text, text
-    assert jobs(k, ns, "flaky") == ["flaky-0", "flaky-1"]
+    assert job_names(k, ns, "flaky") == ["flaky-0", "flaky-1"]
     warn = [e for e in events(k, ns, "flaky") if e["reason"] == "MaxRestartsExceeded"]
     assert len(warn) == 1 and last["metadata"]["name"] in warn[0]["message"]
     assert cond["Succeeded"]["status"] == "False" if "Succeeded" in cond else True
@@ -215,11 +211,7 @@ def test_api_server_refusals_are_in_the_status(
             k.apply(standalone_stage("denied", ns))
             k.apply(standalone_stage("nosecret", ns, storageSecret={"name": "no-such-secret"}))
             for name in ("denied", "nosecret"):
-                wait_for(
-                    lambda n=name: phase(k, "trainstage", n, ns) == "Failed",
-                    timeout=30,
-                    what=f"{name} InvalidSpec",
-                )
+                wait_phase(k, "trainstage", name, ns, "Failed")
             time.sleep(2)  # no retry loop: the status and the events stay as they are
         for name, text in (
             ("denied", "team policy: no GPU jobs named denied"),
@@ -229,7 +221,7 @@ def test_api_server_refusals_are_in_the_status(
             assert ready["reason"] == "InvalidSpec" and text in ready["message"], ready
             assert text in get(k, "trainstage", name, ns)["status"]["message"]
             assert reasons(k, ns, name).count("InvalidSpec") == 1
-        assert jobs(k, ns, "nosecret") == [] and k.pods(ns, "sailvl.io/name=nosecret") == []
+        assert job_names(k, ns, "nosecret") == [] and k.pods(ns, "sailvl.io/name=nosecret") == []
         assert "envFrom" in conds(k, "trainstage", "nosecret", ns)["Ready"]["message"] or (
             "secretKeyRef" in conds(k, "trainstage", "nosecret", ns)["Ready"]["message"]
         )
@@ -269,8 +261,8 @@ def test_api_server_refusals_are_in_the_status(
         assert ready["status"] == "False" and "exceeded quota" in ready["message"], ready
         assert "ApiServerRetrying" in reasons(k, ns, "queued")
         k("delete", "resourcequota", "jobs", "-n", ns)
-        wait_for(lambda: jobs(k, ns, "queued") == ["queued-0"], timeout=60, what="Job created")
-        wait_for(lambda: len(running(k, ns, "queued-0")) == 2, timeout=60, what="pods")
+        wait_for(lambda: job_names(k, ns, "queued") == ["queued-0"], timeout=60, what="Job created")
+        wait_for(lambda: len(running_pods(k, ns, "queued-0")) == 2, timeout=60, what="pods")
         wait_for(
             lambda: conds(k, "trainstage", "queued", ns)["Ready"]["status"] == "True",
             timeout=30,
@@ -298,7 +290,7 @@ def test_overall_averages_exactly_the_suites_benchmarks(
     }
     with operator(cluster.kubeconfig, ns):
         k.apply(suite)
-        pods = wait_for(lambda: running(k, ns, "ocr-0"), timeout=60, what="eval pod")
+        pods = wait_for(lambda: running_pods(k, ns, "ocr-0"), timeout=60, what="eval pod")
         # The eval job reports one benchmark more than the suite has (it is allowed to
         # patch scores; the operator must not average what was not asked for).
         patch = {"status": {"scores": {"synth-ocr": 50.0, "synth-mcq": 10.0}}}
@@ -315,7 +307,7 @@ def test_overall_averages_exactly_the_suites_benchmarks(
         )
         for pod in pods:
             k.succeed_pod(pod["metadata"]["name"], ns)
-        wait_for(lambda: phase(k, "evalsuite", "ocr", ns) == "Succeeded", timeout=60, what="ok")
+        wait_phase(k, "evalsuite", "ocr", ns, "Succeeded", timeout=60)
     st = get(k, "evalsuite", "ocr", ns)["status"]
     assert st["overall"] == pytest.approx(50.0)
     assert set(st["categories"]) == {"ocr_vqa"}

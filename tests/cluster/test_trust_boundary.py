@@ -24,7 +24,7 @@ import yaml
 from tests.chart.conftest import helm, render  # noqa: F401 - fixtures
 from tests.chart.helpers import Renderer
 from tests.cluster.controlplane.client import Kubectl, wait_for
-from tests.cluster.operator_driver import get, operator, phase
+from tests.cluster.operator_driver import get, job_names, operator, running_pods, wait_phase
 from tests.cluster.test_operator import (  # noqa: F401 - fixture
     crds,
     small_curriculum,
@@ -67,16 +67,6 @@ class JobClient:
             return err.code, err.read().decode()
 
 
-def running_pods(k: Kubectl, ns: str, job: str) -> list[dict[str, Any]]:
-    pods = k.pods(ns, f"batch.kubernetes.io/job-name={job}")
-    return [p for p in pods if p["status"].get("phase") == "Running"]
-
-
-def jobs(k: Kubectl, ns: str, name: str) -> list[str]:
-    items = k.json("get", "jobs", "-n", ns, "-l", f"sailvl.io/name={name}")["items"]
-    return sorted(j["metadata"]["name"] for j in items)
-
-
 def our_policies(k: Kubectl) -> list[str]:
     items = k.json(
         "get", "validatingadmissionpolicybindings", "-l", "app.kubernetes.io/part-of=sailvl"
@@ -102,9 +92,7 @@ def test_policy_refuses_forged_status_fields(
         with operator(cluster.kubeconfig, ns):
             k.apply(standalone_stage("victim", ns))
             wait_for(lambda: len(running_pods(k, ns, "victim-0")) == 2, timeout=60, what="pods")
-            wait_for(
-                lambda: phase(k, "trainstage", "victim", ns) == "Running", timeout=30, what="R"
-            )
+            wait_phase(k, "trainstage", "victim", ns)
             job = JobClient(cluster, ns)
             # Dry runs go through admission too: wait until the policy is in force.
             wait_for(
@@ -145,9 +133,7 @@ def test_operator_does_not_believe_forged_status_without_policy(
         k.apply(standalone_stage("victim", ns))
         wait_for(lambda: len(running_pods(k, ns, "victim-0")) == 2, timeout=60, what="pods")
         wait_for(lambda: running_pods(k, ns, "cur-caption-0"), timeout=60, what="caption pods")
-        wait_for(
-            lambda: phase(k, "captionjob", "cur-caption", ns) == "Running", timeout=30, what="R"
-        )
+        wait_phase(k, "captionjob", "cur-caption", ns)
         job = JobClient(cluster, ns)
         wait_for(
             lambda: job.patch("captionjobs", "cur-caption", FORGED, dry_run=True)[0] == 200,
@@ -158,11 +144,7 @@ def test_operator_does_not_believe_forged_status_without_policy(
         code, body = job.patch("captionjobs", "cur-caption", {"phase": "Succeeded"})
         assert code == 200, body
         # ...and the operator puts the truth back, and does not start the next step.
-        wait_for(
-            lambda: phase(k, "captionjob", "cur-caption", ns) == "Running",
-            timeout=30,
-            what="phase re-derived",
-        )
+        wait_phase(k, "captionjob", "cur-caption", ns)
         time.sleep(3)
         assert (
             k.json("get", "trainstages", "-n", ns, "-l", "sailvl.io/curriculum=cur")["items"] == []
@@ -178,7 +160,7 @@ def test_operator_does_not_believe_forged_status_without_policy(
             timeout=30,
             what="restarts re-derived",
         )
-        wait_for(lambda: phase(k, "trainstage", "victim", ns) == "Running", timeout=30, what="R")
+        wait_phase(k, "trainstage", "victim", ns)
         time.sleep(2)
-    assert jobs(k, ns, "victim") == ["victim-0"]
+    assert job_names(k, ns, "victim") == ["victim-0"]
     assert get(k, "trainstage", "victim", ns)["status"]["jobName"] == "victim-0"
