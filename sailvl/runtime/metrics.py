@@ -225,6 +225,16 @@ _SPECS: tuple[MetricSpec, ...] = (
         "Eval gates of a Curriculum that failed (metric below threshold).",
         ("namespace", "curriculum", "step"),
     ),
+    _g(
+        "sailvl_experiment_trials",
+        "Trials of an Experiment by phase (Pending until started, then their children's).",
+        ("namespace", "experiment", "phase"),
+    ),
+    _g(
+        "sailvl_experiment_best_score",
+        "Selection-metric score of an Experiment's best finished trial so far.",
+        ("namespace", "experiment"),
+    ),
 )
 
 CATALOGUE: dict[str, MetricSpec] = {s.name: s for s in _SPECS}

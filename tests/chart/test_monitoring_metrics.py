@@ -82,6 +82,8 @@ def test_dashboard_is_grafana_json_with_the_asked_for_panels(render: Renderer) -
         "Captions/s": "sailvl_caption_samples_total",
         "Restarts": "sailvl_operator_train_restarts",
         "Eval score vs training tokens (log)": "sailvl_eval_score",
+        "Experiment trials by phase": "sailvl_experiment_trials",
+        "Experiment best score": "sailvl_experiment_best_score",
     }
     for title, metric in wanted.items():
         assert metric in json.dumps(by_title[title]["targets"]), title

@@ -34,6 +34,8 @@ REQUIRED = {
     "sailvl_operator_step_duration_seconds",
     "sailvl_curriculum_step",
     "sailvl_curriculum_gate_failures_total",
+    "sailvl_experiment_trials",
+    "sailvl_experiment_best_score",
 }
 
 
