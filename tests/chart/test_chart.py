@@ -145,6 +145,9 @@ def test_rbac_is_least_privilege_cluster_scope(render: Renderer) -> None:
     assert grants(rules, "batch", "jobs") >= {"create", "delete", "watch"}
     assert grants(rules, "sailvl.io", "trainstages/status") >= {"patch"}
     assert grants(rules, "sailvl.io", "curricula") == {"get", "list", "watch", "patch", "update"}
+    # An Experiment creates TrainStage / EvalSuite trials; nobody creates Experiments but users.
+    assert grants(rules, "sailvl.io", "experiments") == {"get", "list", "watch", "patch", "update"}
+    assert grants(rules, "sailvl.io", "experiments/status") == {"get", "patch", "update"}
     assert "create" in grants(rules, "sailvl.io", "trainstages")  # the Curriculum's children
     assert grants(rules, "", "events") == {"create", "patch"}
     assert grants(rules, "rbac.authorization.k8s.io", "rolebindings") == {"create"}

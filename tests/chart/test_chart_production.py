@@ -103,6 +103,8 @@ def test_editor_and_viewer_roles_aggregate_to_the_default_roles(render: Renderer
     assert viewer["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
     assert grants(editor["rules"], "sailvl.io", "curricula") >= {"create", "delete", "patch"}
     assert grants(viewer["rules"], "sailvl.io", "curricula") == {"get", "list", "watch"}
+    assert grants(editor["rules"], "sailvl.io", "experiments") >= {"create", "delete", "patch"}
+    assert grants(viewer["rules"], "sailvl.io", "experiments") == {"get", "list", "watch"}
     assert grants(viewer["rules"], "sailvl.io", "trainstages/status") == {"get", "list", "watch"}
 
 
