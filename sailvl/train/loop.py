@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import time
 from typing import Any
 
@@ -86,15 +87,27 @@ def _image_term(engine: Any, dtype: Any, device: Any) -> Any:
 
 
 def _log_step(name: str, step: int, rank: int, ids: list[str], **fields: float) -> None:
-    """Append the step's sample ids, loss, tokens and time to SAILVL_TRAIN_ID_LOG/rank-<r>
-    (tests compare the ids across a kill and resume; the benchmark reads the times)."""
+    """Record the step's sample ids, loss, tokens and time in SAILVL_TRAIN_ID_LOG (tests
+    compare the ids across a kill and resume; the benchmark reads the times).
+
+    A local folder gets one appended line per step in ``rank-<r>.jsonl``. A storage URI
+    (``s3://...``: pods lose their files when they are killed, the object store keeps
+    them) gets one object per step, ``<uri>/rank-<r>/<step>-<host>-<pid>.json``: objects
+    cannot be appended to, and the pod's host name keeps the keys of two pods (whose
+    worker pids are alike in their own pid namespaces) apart."""
     folder = os.environ.get("SAILVL_TRAIN_ID_LOG")
     if not folder:
         return
+    host = socket.gethostname()
+    row = {"name": name, "step": step, "rank": rank, "pid": os.getpid(), "host": host}
+    line = json.dumps({**row, **fields, "ids": ids})
+    if "://" in folder:
+        from sailvl.storage import open_store
+
+        key = f"rank-{rank}/{step:08d}-{host}-{os.getpid()}.json"
+        open_store(folder).write_bytes(key, line.encode())
+        return
     os.makedirs(folder, exist_ok=True)
-    line = json.dumps(
-        {"name": name, "step": step, "rank": rank, "pid": os.getpid(), **fields, "ids": ids}
-    )
     with open(os.path.join(folder, f"rank-{rank}.jsonl"), "a") as fh:
         fh.write(line + "\n")
 
