@@ -24,7 +24,7 @@ JOBS = {
     "stats": ("sailvl.quality.main", "main"),
     "report": ("sailvl.eval.report_main", "main"),
     "gen-data": ("sailvl.local.assets", "main"),
-    "data": ("sailvl.data.importers.main", "main"),
+    "data": ("sailvl.data.commands", "main"),
     "convert": ("sailvl.model.layout", "main"),
     "export": ("sailvl.model.export", "main"),
 }
@@ -59,9 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     d = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command")
     d.required = True
-    from sailvl.data.importers.main import add_arguments
+    from sailvl.data.commands import add_parsers
 
-    add_arguments(d.add_parser("import", help="import LLaVA / InternVL / WebDataset / HF data"))
+    add_parsers(d)
     from sailvl.model import export, layout
 
     layout.add_arguments(sub.add_parser("convert", help="checkpoint: original InternVL <-> native"))

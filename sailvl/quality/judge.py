@@ -159,10 +159,15 @@ def format_conversation(turns: Sequence[dict[str, str]]) -> str:
     return "\n".join(f"{names.get(t['role'], t['role'])}: {t['content']}" for t in turns)
 
 
+def sft_score_prompt(conversations: Sequence[dict[str, str]]) -> str:
+    """The Figure 10 prompt for one sample's conversation (the scoring job's request)."""
+    prompt = SFT_SCORE_PROMPT.replace("{conversation}", format_conversation(conversations))
+    return prompt.replace("{{", "{").replace("}}", "}")
+
+
 def score_sft(
     client: JudgeClient, conversations: Sequence[dict[str, str]], image: bytes | None
 ) -> Judgement:
     """Figure 10: difficulty, complexity and image-text relevance (1-5 each)."""
-    prompt = SFT_SCORE_PROMPT.replace("{conversation}", format_conversation(conversations))
-    reply = client.chat(prompt.replace("{{", "{").replace("}}", "}"), image)
+    reply = client.chat(sft_score_prompt(conversations), image)
     return Judgement(scores=parse_scores(reply, SFT_FIELDS), reply=reply)
