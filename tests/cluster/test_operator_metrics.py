@@ -34,9 +34,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def operator_process(kubeconfig: Path, ns: str, log: Path) -> Iterator[int]:
-    """`kopf run` in its own process; yields its metrics port; stopped by its PID."""
-    port = free_port()
+def operator_process(
+    kubeconfig: Path, ns: str, log: Path, port: int | None = None
+) -> Iterator[int]:
+    """`kopf run` in its own process; yields its metrics port (`port`, else a free one);
+    stopped by its PID."""
+    port = port or free_port()
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "SAILVL_METRICS_PORT": str(port)}
     kopf = Path(sys.executable).parent / "kopf"
     cmd = [str(kopf), "run", "--standalone", "-n", ns, "-m", "sailvl_operator.main"]
