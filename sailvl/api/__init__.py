@@ -1,4 +1,4 @@
-"""The API of the four resources: spec and status models, defaults, validation, CRDs.
+"""The API of the five resources: spec and status models, defaults, validation, CRDs.
 
 Pure: imports pydantic and the standard library only (no torch, kopf, boto3, client).
 """
@@ -8,6 +8,7 @@ from .caption import CaptionJobSpec, CaptionJobStatus
 from .constants import API_VERSION, GROUP, VERSION
 from .curriculum import CurriculumSpec, CurriculumStatus, StepStatus
 from .evalsuite import EvalSuiteSpec, EvalSuiteStatus
+from .experiment import ExperimentSpec, ExperimentStatus
 from .kinds import KINDS
 from .presets import MODEL_LIMITS, STAGE_NAMES, TABLE3, stage_preset
 from .train import TrainStageSpec, TrainStageStatus
@@ -31,6 +32,8 @@ __all__ = [
     "CurriculumStatus",
     "EvalSuiteSpec",
     "EvalSuiteStatus",
+    "ExperimentSpec",
+    "ExperimentStatus",
     "SpecError",
     "StepStatus",
     "TrainStageSpec",

@@ -1,4 +1,4 @@
-"""The four kinds: their spec / status models and CRD naming in one table.
+"""The five kinds: their spec / status models and CRD naming in one table.
 
 Short names are checked against every built-in resource's names and those of the
 schedulers and training operators installed next to this one (Kueue, Volcano, Kubeflow,
@@ -18,7 +18,9 @@ from pydantic import BaseModel
 from . import childnames
 from .caption import CaptionJobSpec, CaptionJobStatus
 from .curriculum import CurriculumSpec, CurriculumStatus, StageDefaults
+from .datajob import DataJobSpec, DataJobStatus
 from .evalsuite import EvalSuiteSpec, EvalSuiteStatus
+from .experiment import ExperimentSpec, ExperimentStatus
 from .train import TrainStageSpec, TrainStageStatus
 
 
@@ -152,5 +154,57 @@ KINDS: Final[dict[str, KindInfo]] = {
                 StageDefaults.model_fields["nodes"].default,
             )
         ),
+    ),
+    "Experiment": KindInfo(
+        kind="Experiment",
+        plural="experiments",
+        short_names=("exp",),
+        spec=ExperimentSpec,
+        status=ExperimentStatus,
+        columns=(
+            _PHASE,
+            PrinterColumn("Strategy", ".status.strategy"),
+            PrinterColumn("Done", ".status.trialsDone", "integer"),
+            PrinterColumn("Total", ".status.trialsTotal", "integer"),
+            PrinterColumn("Best", ".status.best"),
+            _AGE,
+            _MESSAGE,
+        ),
+        immutable=("storage.uri", "model.preset"),
+        defaulted_objects=("model",),
+        # The trial children's names (<name>-<trial>-<step>) depend on the strategy; CEL
+        # checks the label shape, and validation (sailvl.experiment.checks) the length.
+        root_rules=(
+            {
+                "rule": f"self.metadata.name.matches('{childnames.DNS1035_LABEL}')",
+                "message": "metadata.name must be a DNS-1035 label (lower-case letters, "
+                "digits and '-', starting with a letter, no dots): its trials' stages "
+                "become TrainStages <name>-<trial>-<stage>",
+            },
+        ),
+    ),
+    "DataJob": KindInfo(
+        kind="DataJob",
+        plural="datajobs",
+        short_names=("dj",),
+        spec=DataJobSpec,
+        status=DataJobStatus,
+        columns=(
+            _PHASE,
+            PrinterColumn("Task", ".spec.task"),
+            PrinterColumn("Done", ".status.shardsDone", "integer"),
+            PrinterColumn("Shards", ".status.shardsTotal", "integer"),
+            _AGE,
+            _MESSAGE,
+        ),
+        spec_rules=(
+            ("self.input != self.output", "output must differ from input"),
+            ("self.task != 'score' || has(self.score)", "task score needs score.judge"),
+            (
+                "self.task != 'filter' || (has(self.filter) && self.parallelism == 1)",
+                "task filter needs filter and parallelism 1 (its balance draw is global)",
+            ),
+        ),
+        root_rules=tuple(childnames.sharded_rules()),
     ),
 }

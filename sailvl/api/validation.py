@@ -56,8 +56,8 @@ def parse_spec(
     Three layers, all before any child exists: the model (types, ranges, cross-field
     rules), then the semantic checks (:mod:`sailvl.api.checks`: the stage plan the
     trainer would refuse, accelerators, every value passed on to Jobs and pods; for a
-    Curriculum every child spec as it will be built, :mod:`sailvl.api.curriculum_checks`),
-    then, with ``name`` (``metadata.name``), the names of the generated children.
+    Curriculum every child spec as it will be built, :mod:`sailvl.api.curriculum_checks`;
+    for an Experiment every trial's children, :mod:`sailvl.experiment.checks`), then, with ``name`` (``metadata.name``), the names of the generated children.
     ``checks=False`` stops after the model: a job pod re-reading its job config runs
     the plan itself at the world size it finds (``sailvl.train.preflight``).
     """
@@ -77,6 +77,10 @@ def parse_spec(
 
         check_curriculum(model, prefix)  # type: ignore[arg-type]
         problems = curriculum_problems(model, prefix, name)  # type: ignore[arg-type]
+    elif kind == "Experiment":
+        from sailvl.experiment.checks import experiment_problems
+
+        problems = experiment_problems(model, prefix, name)  # type: ignore[arg-type]
     else:
         from .checks import spec_problems
 
