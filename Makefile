@@ -24,10 +24,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Tools that are not Python packages: promtool (Debian), helm and the control plane
-# (built from Go modules into $(CACHE), reused when present).
+# Tools that are not Python packages: promtool (Debian), a CJK font (Debian; the
+# understanding suite's Chinese sets), helm and the control plane (built from Go modules
+# into $(CACHE), reused when present).
 tools: venv
 	bash tests/cluster/controlplane/install-node-tools.sh
+	bash tests/install-fonts.sh
 	bash tests/chart/install-tools.sh
 	bash tests/fixtures/hdfs/build.sh
 	bash tests/cluster/controlplane/build.sh

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .benchmarks import BENCHMARKS, SCORERS, SUITES
+from .benchmarks import BENCHMARKS, SCORERS, SUITES, UNDERSTANDING_SUBSET
 from .common import (
     Accelerator,
     AcceleratorType,
@@ -32,7 +32,11 @@ class BenchmarkSpec(ApiModel):
     """Benchmark name (a known one such as docvqa, or your own with scorer set)."""
     data: Uri | None = Field(default=None, description="TSV file; default <dataRoot>/<name>.tsv")
     scorer: Scorer | None = Field(default=None, description="Defaults to the known benchmark's.")
-    subset: int | None = Field(default=None, ge=1, description="Evaluate the first N rows.")
+    subset: int | None = Field(default=None, ge=1)
+    """Evaluate a random subset of N rows (the understanding suite: 500), drawn with
+    subsetSeed: the same rows on every run and in every pod. Unset: every row."""
+    subset_seed: int = Field(default=0, ge=0)
+    """Seed of the subset draw (default 0); change it for another sample of the same size."""
     max_new_tokens: int | None = Field(default=None, ge=1, le=4096)
     """Answer budget in tokens for this benchmark (1 to 4096).
     Unset: generation.maxNewTokens when set, else the benchmark's default.
@@ -81,8 +85,9 @@ class EvalSuiteSpec(ApiModel):
     benchmarks: list[BenchmarkSpec] = Field(default_factory=list, max_length=64)
     """Benchmarks to run; with suite, these are added to (and override) the suite's."""
     suite: SuiteName | None = None
-    """A named benchmark set: opensource (the paper's 18), understanding (500-case pretraining
-    checks) or synthetic (the demo's)."""
+    """A named benchmark set: opensource (the paper's 18), understanding (Appendix E: captions
+    and OCR transcriptions, a random 500-row subset of each, for pretraining checkpoints)
+    or synthetic (the demo's)."""
     data_root: Uri | None = Field(default=None, description="Folder of <benchmark>.tsv files.")
     judge: Judge | None = None
     """Judge for benchmarks scored by a model (judge scorer)."""
@@ -125,7 +130,7 @@ class EvalSuiteSpec(ApiModel):
         have = {b.name for b in out}
         for name in SUITES.get(self.suite or "", ()):
             if name not in have:
-                subset = 500 if self.suite == "understanding" else None
+                subset = UNDERSTANDING_SUBSET if self.suite == "understanding" else None
                 out.append(BenchmarkSpec(name=name, subset=subset))
         return out
 

@@ -6,6 +6,11 @@ A fresh machine or slim image may have no TTFs at all, so PIL's built-in default
 `:`-separated). A font counts as CJK only if its cmap really maps the probe characters
 (checked with fontTools when available, else by well-known file names), so Chinese
 samples are generated only when they can be rendered, never as tofu boxes.
+
+Where Chinese text is *required* (the understanding suite's Chinese stand-ins),
+:func:`require_cjk_font` returns a CJK font or raises :class:`MissingFontError` naming
+the Debian package to install (``make tools`` installs it: ``tests/install-fonts.sh``),
+rather than letting the caller fall back to English.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ FONT_DIRS = (
 )
 FONT_EXTS = (".ttf", ".otf", ".ttc")
 CJK_PROBE = "中文字体"
+CJK_PACKAGES = ("fonts-wqy-zenhei", "fonts-noto-cjk")
+"""Debian packages that provide a CJK font (the first is what ``make tools`` installs)."""
 CJK_NAME_HINTS = ("cjk", "wqy", "droidsansfallback", "simhei", "simsun", "msyh", "pingfang")
 
 
@@ -75,3 +82,20 @@ def load_font(path: str | None, size: int) -> Any:
     if path is None:
         return ImageFont.load_default(size=size)
     return ImageFont.truetype(path, size=size)
+
+
+class MissingFontError(RuntimeError):
+    """Chinese text was requested and no font on this machine has CJK glyphs."""
+
+
+def require_cjk_font(fonts: FontSet | None = None) -> str:
+    """The first CJK font found, or :class:`MissingFontError` saying how to get one."""
+    found = fonts if fonts is not None else discover_fonts()
+    if found.cjk:
+        return found.cjk[0]
+    raise MissingFontError(
+        f"no font with Chinese glyphs ({CJK_PROBE!r}) under {':'.join(FONT_DIRS)} or "
+        f"SAILVL_FONT_DIRS: Chinese text would render as empty boxes. Install one "
+        f"(`apt-get install {CJK_PACKAGES[0]}` or {CJK_PACKAGES[1]}; `make tools` does it) "
+        "or point SAILVL_FONT_DIRS at a folder holding a CJK .ttf/.ttc/.otf"
+    )

@@ -32,7 +32,10 @@ class BenchmarkConfig:
     scorer: str
     """Scorer name, one of ``sailvl.eval.scorers.SCORERS``."""
     subset: int | None = None
-    """Evaluate only the first N usable rows (None: all)."""
+    """Evaluate a random N-row subset of the usable rows, drawn with ``subset_seed``
+    (None: all rows)."""
+    subset_seed: int = 0
+    """Seed of the subset draw: the same rows on every run and in every shard."""
     max_new_tokens: int | None = None
     """Answer budget in tokens; None: the run's, else the benchmark's default."""
 
@@ -130,6 +133,7 @@ def from_spec(
                 data=str(data),
                 scorer=b.resolved_scorer(),
                 subset=b.subset,
+                subset_seed=b.subset_seed,
                 max_new_tokens=b.max_new_tokens,
             )
         )

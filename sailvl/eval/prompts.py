@@ -8,7 +8,8 @@
   HallusionBench " Please answer yes or no. Answer the question using a single word or
   phrase."; POPE and other yes/no sets use the bare question;
 - short answer: question + "\\nAnswer the question using a single word or phrase.";
-  MathVista and MMVet use the bare question; captions use the question as written.
+  MathVista and MMVet use the bare question; captions and transcriptions (the
+  understanding suite) use the question as written.
 
 After generation a single trailing period is removed for ChartQA and OCRVQA, as the
 SAIL-VL wrapper does before scoring.
@@ -56,7 +57,7 @@ def build_prompt(benchmark: str, scorer: str, record: dict[str, Any]) -> str:
         if "hallusion" in name or scorer == "hallusion":
             return f"{question} Please answer yes or no. {SHORT_ANSWER}"
         return question
-    if scorer in ("judge_mmvet", "judge_mathvista", "caption_judge") or any(
+    if scorer in ("judge_mmvet", "judge_mathvista", "caption_judge", "transcription") or any(
         b in name for b in BARE_VQA
     ):
         return question

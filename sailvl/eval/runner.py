@@ -136,6 +136,7 @@ def evaluate_benchmark(
         "category": category_of(bench.name),
         "data": bench.data,
         "subset": bench.subset,
+        "subset_seed": bench.subset_seed if bench.subset is not None else None,
         "score": None,
         "normalized": None,
         "status": "ok",
@@ -143,7 +144,7 @@ def evaluate_benchmark(
     errors: dict[str, int] = {}
     entry["errors"] = errors
     try:
-        data = load_benchmark(bench.data, subset=bench.subset)
+        data = load_benchmark(bench.data, subset=bench.subset, seed=bench.subset_seed)
         errors.update(data.errors)
         entry["total_rows"] = data.total_rows
         if not data.records:

@@ -20,6 +20,7 @@ import base64
 import binascii
 import csv
 import io
+import random
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -110,10 +111,15 @@ def parse_tsv(data: bytes | str) -> tuple[list[dict[str, Any]], Counter[str], in
     return rows, errors, total
 
 
-def load_benchmark(uri: str, *, subset: int | None = None) -> Benchmark:
+def load_benchmark(uri: str, *, subset: int | None = None, seed: int = 0) -> Benchmark:
     """Read a TSV (``file://``, ``s3://``, ``hdfs://`` or a path) and resolve its images.
 
-    ``subset`` keeps the first N usable rows; references may still point at rows beyond
+    ``subset`` keeps a random sample of N usable rows, drawn with ``seed`` (the paper's
+    "random 500-case subset", not the first N rows, which in many TSVs are one category
+    or one source): the rows are visited in a seeded random order until N are usable, so
+    a bad row is replaced by another rather than shrinking the sample, and the sample is
+    returned in file order. The draw depends only on the file and the seed, so every
+    shard and every resumed run sees the same rows. References may point at rows outside
     the subset. Storage errors propagate (the runner records them per benchmark).
     """
     rows, errors, total = parse_tsv(read_uri_bytes(uri))
@@ -129,17 +135,22 @@ def load_benchmark(uri: str, *, subset: int | None = None) -> Benchmark:
             by_index[idx] = r
             unique.append(r)
     has_images = any("image" in r for r in rows)
-    records: list[dict[str, Any]] = []
-    for r in unique:
-        if subset is not None and len(records) >= subset:
+    order = list(range(len(unique)))
+    if subset is not None:
+        random.Random(f"subset:{seed}").shuffle(order)
+    kept: list[tuple[int, dict[str, Any]]] = []
+    for pos in order:
+        if subset is not None and len(kept) >= subset:
             break
+        r = unique[pos]
         if has_images:
             try:
                 r = {**r, "image": resolve_image(r, by_index)}
             except BadRow as err:
                 errors[err.kind] += 1
                 continue
-        records.append(r)
+        kept.append((pos, r))
+    records = [r for _, r in sorted(kept, key=lambda item: item[0])]
     return Benchmark(records=records, errors=errors, total_rows=total)
 
 

@@ -75,4 +75,4 @@ def test_plan_errors_are_invalid_before_any_child(cluster: Any, crds: None, name
     assert k.json("get", "jobs", "-n", ns, "-l", "sailvl.io/name=odd")["items"] == []
     (event,) = [e for e in _events(k, ns, "warned") if e["reason"] == "SuspiciousSpec"]
     assert event["type"] == "Warning"
-    assert event["message"].startswith("spec.stages[0].gate.threshold: 0.2 on docvqa-500")
+    assert event["message"].startswith("spec.stages[0].gate.threshold: 0.2 on idl-wds")

@@ -194,7 +194,7 @@ CASES = [
     ("cu-gate-category", mutate(CU, "spec.stages.0.gate.metric", "hallucination"), "gate.metric"),
     ("cu-gate-overall", mutate(CU_UNDERSTAND, "spec.stages.0.gate.metric", "overall"), "overall"),
     ("cu-gate-too-high", mutate(CU, "spec.stages.0.gate.threshold", 101), "gate.threshold"),
-    ("cu-judge-missing", mutate(CU_UNDERSTAND, "spec.stages.0.gate.metric", "docvqa-500"), "judge"),
+    ("cu-judge-missing", mutate(CU_UNDERSTAND, "spec.stages.0.gate.metric", "idl-wds"), "judge"),
     ("cu-name-dot", mutate(CU, "metadata.name", "a.b"), "metadata.name"),
     ("cu-name-47", mutate(CU, "metadata.name", "c" * 49), "may be at most 48"),
     (

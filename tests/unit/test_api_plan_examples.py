@@ -113,6 +113,6 @@ def test_validate_warns_on_a_fraction_threshold(tmp_path: Path, capsys: Any) -> 
     path.write_text(yaml.safe_dump(doc))
     assert cli(["validate", str(path)]) == 0
     out = capsys.readouterr()
-    assert "warning: spec.stages[0].gate.threshold: 0.2 on docvqa-500" in out.err
+    assert "warning: spec.stages[0].gate.threshold: 0.2 on idl-wds" in out.err
     assert "write 20 for 0.2" in out.err
     assert "Curriculum/sailvl-2b ok" in out.out

@@ -16,6 +16,7 @@ from .matching import can_infer, can_infer_option, can_infer_text
 from .mcq import mcq, mcq_circular
 from .normalize import anls_distance, process_answer, process_punctuation, relaxed_correctness
 from .ocrbench import ocrbench
+from .transcription import transcription
 from .vqa import anls, exact, relaxed, vqa_accuracy
 from .yorn import hallusion, mme, pope, yesno, yorn_extract
 
@@ -34,6 +35,7 @@ SCORERS: dict[str, Scorer] = {
     "judge_mmvet": mmvet,
     "judge_mathvista": mathvista,
     "caption_judge": caption_judge,
+    "transcription": transcription,
 }
 
 JUDGED = frozenset({"judge_mmvet", "judge_mathvista", "caption_judge"})

@@ -104,16 +104,40 @@ def process_answer(answer: str) -> str:
 
 
 def levenshtein(a: str, b: str) -> int:
-    """Edit distance (insert, delete, substitute all cost 1), two-row dynamic programme."""
+    """Edit distance (insert, delete, substitute all cost 1).
+
+    Bit-parallel (Myers 1999, in Hyyro's formulation for the global distance): column
+    ``j`` of the dynamic programme is kept as two bit vectors of vertical +1 / -1 steps
+    over the shorter string, so each character of the longer string costs a handful of
+    big-integer operations instead of an inner loop. Full-page transcriptions (thousands
+    of characters, the understanding suite) score in milliseconds instead of seconds;
+    the result is the textbook distance (a test checks it against the plain programme).
+    """
     if len(a) > len(b):
         a, b = b, a
-    prev = list(range(len(a) + 1))
-    for i, cb in enumerate(b):
-        cur = [i + 1]
-        for j, ca in enumerate(a):
-            cur.append(prev[j] if ca == cb else 1 + min(prev[j], prev[j + 1], cur[-1]))
-        prev = cur
-    return prev[-1]
+    m = len(a)
+    if m == 0:
+        return len(b)
+    peq: dict[str, int] = {}  # character -> bit mask of its positions in a
+    for i, ch in enumerate(a):
+        peq[ch] = peq.get(ch, 0) | (1 << i)
+    mask, high = (1 << m) - 1, 1 << (m - 1)
+    pv, mv, score = mask, 0, m  # all vertical steps +1: column 0 is 0..m
+    for ch in b:
+        eq = peq.get(ch, 0)
+        xv = eq | mv
+        xh = (((eq & pv) + pv) ^ pv) | eq
+        ph = mv | (~(xh | pv) & mask)
+        mh = pv & xh
+        if ph & high:
+            score += 1
+        elif mh & high:
+            score -= 1
+        ph = ((ph << 1) | 1) & mask  # row 0 grows by one per column: a +1 step enters
+        mh = (mh << 1) & mask
+        pv = mh | (~(xv | ph) & mask)
+        mv = ph & xv
+    return score
 
 
 def anls_distance(groundtruth: str, prediction: str) -> float:
