@@ -86,7 +86,7 @@ class Defaults:
 
 
 DEFAULTS = Defaults()
-COMMAND = {"TrainStage": "train", "CaptionJob": "caption", "EvalSuite": "eval"}
+COMMAND = {"TrainStage": "train", "CaptionJob": "caption", "EvalSuite": "eval", "DataJob": "data"}
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 # HCCL settings for multi-node Ascend jobs launched torchrun-style (no rank table).
 HCCL_ENV = {

@@ -1,4 +1,4 @@
-"""Reconcile CaptionJob, TrainStage and EvalSuite: children from builders, status from
+"""Reconcile CaptionJob, TrainStage, EvalSuite and DataJob: children from builders, status from
 the Jobs the operator owns. Thin: read, decide with the pure modules, do the I/O, write
 status once, post events after the write.
 
@@ -38,6 +38,7 @@ from sailvl.runtime.metrics import Metrics, family
 
 from . import admission, k8s
 from . import builders as b
+from . import datajob as dj
 from . import diagnose as d
 from . import gang as g
 from . import kueue as q
@@ -137,6 +138,8 @@ def _job_for(kind: str, name: str, ns: str, spec: Any, attempt: int) -> dict[str
         return b.train_job(name, ns, spec, attempt, DEFAULTS)
     if kind == "CaptionJob":
         return b.caption_job(name, ns, spec, DEFAULTS)
+    if kind == "DataJob":
+        return dj.datajob_job(name, ns, spec, DEFAULTS)
     return b.eval_job(name, ns, spec, DEFAULTS)
 
 
@@ -268,6 +271,8 @@ def _observe(kind: str, body: dict[str, Any]) -> str | None:
                     k8s.delete_job(ns, old["metadata"]["name"])
     if kind == "CaptionJob":
         new["shardsTotal"] = st.get("shardsTotal") or int(job["spec"].get("completions") or 0)
+    if kind == "DataJob":
+        new.update(dj.progress(job))
     if kind == "EvalSuite" and phase == c.SUCCEEDED:
         # Exactly the suite's benchmarks: a job may report more than it was asked for.
         wanted = {x.name for x in spec.all_benchmarks()}  # type: ignore[attr-defined]

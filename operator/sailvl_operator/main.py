@@ -18,11 +18,14 @@ from sailvl.runtime.metrics import OPERATOR_METRICS_PORT, serve
 from . import children, curriculum, diagnose, k8s, kueue, leader, watchstate
 
 METRICS = children.METRICS  # one lazily-registered set per process
+# Kinds whose status comes from their own Jobs (children.observe); DataJob is no step kind.
+JOB_KINDS = (*curriculum.CHILD_KINDS, "DataJob")
 G, V = c.GROUP, c.VERSION
 KIND_PLURALS = (
     ("CaptionJob", "captionjobs"),
     ("TrainStage", "trainstages"),
     ("EvalSuite", "evalsuites"),
+    ("DataJob", "datajobs"),
     ("Curriculum", "curricula"),
 )
 
@@ -75,7 +78,7 @@ def _timed(kind: str, handler: str, fn: Any, *args: Any) -> Any:
         )
 
 
-# --- CaptionJob, TrainStage, EvalSuite: children and status from their Job.
+# --- CaptionJob, TrainStage, EvalSuite, DataJob: children and status from their Job.
 
 
 @kopf.on.resume(G, V, "captionjobs")
@@ -99,11 +102,19 @@ def evalsuite_reconcile(body: kopf.Body, **_: Any) -> None:
     _timed("EvalSuite", "reconcile", children.reconcile, "EvalSuite", dict(body))
 
 
+@kopf.on.resume(G, V, "datajobs")
+@kopf.on.create(G, V, "datajobs")
+@kopf.on.update(G, V, "datajobs", field="spec")
+def datajob_reconcile(body: kopf.Body, **_: Any) -> None:
+    """DataJob (import / score / filter): its Indexed Job from .datajob, the rest as above."""
+    _timed("DataJob", "reconcile", children.reconcile, "DataJob", dict(body))
+
+
 def _observe_owner(body: kopf.Body) -> None:
     """Re-derive the status of the resource that owns a Job or pod (by its labels)."""
     labels = body.metadata.labels
     kind, owner, ns = labels.get(c.LABEL_KIND), labels.get(c.LABEL_NAME), body.metadata.namespace
-    if kind not in curriculum.CHILD_KINDS or not owner or not ns:
+    if kind not in JOB_KINDS or not owner or not ns:
         return
     phase = _timed(kind, "observe", children.observe, kind, ns, owner)
     res = k8s.get(c.API_VERSION, kind, ns, owner) if phase in c.TERMINAL_PHASES else None
@@ -145,7 +156,7 @@ def pod_observe(body: kopf.Body, type: str | None, **_: Any) -> None:
 def _watch(kind: str) -> Any:
     def handler(body: kopf.Body, type: str | None, **_: Any) -> None:
         watchstate.observe_event(METRICS, PHASES, kind, dict(body), type)
-        if type != "DELETED" and kind in curriculum.CHILD_KINDS and body.metadata.namespace:
+        if type != "DELETED" and kind in JOB_KINDS and body.metadata.namespace:
             _timed(
                 kind, "observe", children.observe, kind, body.metadata.namespace, body.metadata.name
             )

@@ -25,6 +25,7 @@ from . import childnames, kube, podspec
 from . import constants as c
 from .caption import CaptionJobSpec
 from .common import PodOverlay, Queueing, Resources
+from .datajob import DataJobSpec
 from .evalsuite import EvalSuiteSpec
 from .plan import check_plan, spec_plan
 from .train import TrainStageSpec
@@ -56,7 +57,9 @@ def spec_problems(kind: str, spec: Any, prefix: str = "spec", name: str | None =
         out += _accelerator(spec.accelerator, spec.resources, spec.devices_per_pod, "devicesPerPod")
     elif isinstance(spec, CaptionJobSpec):
         out += _accelerator(spec.accelerator, spec.resources, spec.devices_per_pod, "devicesPerPod")
-    if isinstance(spec, TrainStageSpec | EvalSuiteSpec | CaptionJobSpec):
+    elif isinstance(spec, DataJobSpec):  # CPU pods: the operator requests no accelerator
+        out += _accelerator("cpu", spec.resources, 0, "parallelism")
+    if isinstance(spec, TrainStageSpec | EvalSuiteSpec | CaptionJobSpec | DataJobSpec):
         out += [
             (f".resources.{p}", m)
             for p, m in kube.resources(spec.resources.requests, spec.resources.limits)
@@ -203,7 +206,7 @@ def name_limit(kind: str, spec: Any) -> tuple[int, str]:
             f"its pods' hostnames <name>-<attempt>-<index> reach <name>{tail} with "
             f"maxRestarts {spec.max_restarts} and {spec.nodes} nodes"
         )
-    elif isinstance(spec, CaptionJobSpec | EvalSuiteSpec):
+    elif isinstance(spec, CaptionJobSpec | EvalSuiteSpec | DataJobSpec):
         # An EvalSuite runs min(parallelism, benchmarks) pods; the CRD's CEL rule cannot
         # count a named suite's benchmarks, so both sides bound it by parallelism.
         shards = spec.parallelism

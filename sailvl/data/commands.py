@@ -15,6 +15,7 @@ COMMANDS = {
     "import": ("sailvl.data.importers.main", "import LLaVA / InternVL / WebDataset / HF data"),
     "score": ("sailvl.data.score", "score SFT samples with a judge endpoint (Figure 10)"),
     "filter": ("sailvl.data.filter", "filter / balance a scored dataset by thresholds"),
+    "job": ("sailvl.data.datajob", "run a DataJob's job config (what its pods run)"),
 }
 
 

@@ -64,6 +64,10 @@ def workdir_for(storage: str, runs: Path, name: str) -> Path:
 
 
 def main(args: Any) -> int:
+    from sailvl.data.datajob import is_datajob, run_file
+
+    if is_datajob(args.file):  # a DataJob: its indexes one after the other, no state
+        return run_file(args.file)
     from .source import load
 
     try:

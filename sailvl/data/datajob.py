@@ -1,0 +1,168 @@
+"""`sailvl data job --config FILE`: run a DataJob's task, as its pods (and `sailvl run`) do.
+
+The job config is the DataJob resource as the operator's ConfigMap holds it
+(`sailvl.api.jobconfig`). `command_line` turns its spec into the argument list of the
+matching local command (`sailvl data import | score | filter`), adding this pod's
+`--shard-index` (the Indexed Job's completion index, `SAILVL_SHARD_INDEX`, else
+`JOB_COMPLETION_INDEX`) and `--shard-count` (`SAILVL_SHARD_COUNT`, else the spec's
+`parallelism`), and the command's own parser reads it: the pods and a user at a
+terminal run exactly the same code with the same defaults. Filter is one process
+(no shard options).
+
+`sailvl run datajob.yaml` (a DataJob resource file, `run_file`) runs every index one
+after the other on this machine: the last one finalises the output, as on a cluster.
+
+Exit codes are the command's: 0 done, 1 retry (a pod's index is retried by
+`backoffLimitPerIndex`), 2 invalid (the Job fails at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from sailvl.api import SpecError
+from sailvl.api.datajob import DataJobSpec
+
+KIND = "DataJob"
+MODULES = {
+    "import": "sailvl.data.importers.main",
+    "score": "sailvl.data.score",
+    "filter": "sailvl.data.filter",
+}
+EXIT_INVALID = 2
+
+
+def _flag(out: list[str], name: str, value: Any) -> None:
+    if value is None or value is False:
+        return
+    out += [name] if value is True else [name, str(value)]
+
+
+def command_line(spec: DataJobSpec, index: int, count: int) -> list[str]:
+    """The local command's arguments (after `sailvl data <task>`) for one shard."""
+    argv = [spec.input, spec.output]
+    if spec.task == "import":
+        s = spec.import_ or _import_defaults()
+        _flag(argv, "--format", s.format)
+        _flag(argv, "--image-root", s.image_root)
+        _flag(argv, "--max-reject-ratio", s.max_reject_ratio)
+        _flag(argv, "--rows-per-shard", s.rows_per_shard)
+        _flag(argv, "--threads", s.threads)
+        _flag(argv, "--caption-from-alt-text", s.caption_from_alt_text)
+    elif spec.task == "score":
+        assert spec.score is not None  # the spec's validator requires it
+        sc, judge = spec.score, spec.score.judge
+        _flag(argv, "--judge-url", judge.endpoint)
+        _flag(argv, "--model", judge.model)
+        _flag(argv, "--timeout", judge.timeout_seconds)
+        _flag(argv, "--concurrency", sc.concurrency)
+        _flag(argv, "--retries", sc.retries)
+        _flag(argv, "--max-tokens", sc.max_tokens)
+        _flag(argv, "--max-failed-ratio", sc.max_failed_ratio)
+    else:
+        assert spec.filter is not None  # the spec's validator requires it
+        f = spec.filter
+        for flag, bounds in (("--min", f.min), ("--max", f.max)):
+            for crit, value in bounds.as_dict().items():
+                argv += [flag, f"{crit}={value:g}"]
+        _flag(argv, "--balance", f.balance)
+        _flag(argv, "--per-level", f.per_level)
+        _flag(argv, "--seed", f.seed)
+        _flag(argv, "--keep-unscored", f.keep_unscored)
+        return argv
+    return [*argv, "--shard-index", str(index), "--shard-count", str(count)]
+
+
+def _import_defaults() -> Any:
+    from sailvl.api.datajob import ImportSettings
+
+    return ImportSettings()
+
+
+def run_spec(spec: DataJobSpec, index: int, count: int) -> int:
+    """Run the task of `spec` as shard `index` of `count` through the local command."""
+    module = importlib.import_module(MODULES[spec.task])
+    parser = argparse.ArgumentParser(prog=f"sailvl data {spec.task}")
+    module.add_arguments(parser)
+    argv = command_line(spec, index, count)
+    print(f"sailvl data {spec.task} {' '.join(argv)}", file=sys.stderr)
+    args = parser.parse_args(argv)
+    args.data_command = spec.task
+    return int(module.main(args) or 0)
+
+
+def _env_int(*names: str) -> int | None:
+    for name in names:
+        if os.environ.get(name, "").strip():
+            return int(os.environ[name])
+    return None
+
+
+def _load(path: Path) -> DataJobSpec:
+    from sailvl.api.jobconfig import load_job_config
+
+    kind, _, spec = load_job_config(path)
+    if kind != KIND or not isinstance(spec, DataJobSpec):
+        raise SpecError([f"kind: {path} holds a {kind}, not a {KIND}"])
+    return spec
+
+
+def main(args: Any) -> int:
+    """`sailvl data job --config FILE` (one pod of the Indexed Job)."""
+    try:
+        spec = _load(args.config)
+    except SpecError as err:
+        for problem in err.problems:
+            print(f"invalid: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    index = _env_int("SAILVL_SHARD_INDEX", "JOB_COMPLETION_INDEX") or 0
+    count = _env_int("SAILVL_SHARD_COUNT") or spec.parallelism
+    return run_spec(spec, index, count)
+
+
+def run_file(path: Path) -> int:
+    """`sailvl run FILE` for a DataJob resource: every index in turn on this machine."""
+    import yaml
+
+    from sailvl.api import parse_resource
+
+    try:
+        kind, name, spec = parse_resource(yaml.safe_load(Path(path).read_text()))
+    except (OSError, yaml.YAMLError) as err:
+        print(f"{path}: cannot read: {err}", file=sys.stderr)
+        return EXIT_INVALID
+    except SpecError as err:
+        for problem in err.problems:
+            print(f"{path}: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    assert isinstance(spec, DataJobSpec)
+    worst = 0
+    for index in range(spec.parallelism):
+        rc = run_spec(spec, index, spec.parallelism)
+        if rc == EXIT_INVALID:
+            return rc
+        worst = max(worst, rc)
+    print(f"{kind}/{name}: {'done' if worst == 0 else 'failed (rerun to resume)'}",
+          file=sys.stderr)  # fmt: skip
+    return worst
+
+
+def is_datajob(path: Path) -> bool:
+    """True if the YAML file at `path` is a DataJob resource."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(doc, dict) and doc.get("kind") == KIND
+
+
+def add_arguments(p: Any) -> None:
+    """The `data job` options (called by `sailvl.cli`)."""
+    p.add_argument("--config", required=True, type=Path, help="the DataJob's job config")
