@@ -44,6 +44,38 @@ def _tokens_upto(spec: CurriculumSpec, state: RunState, index: int | None) -> in
     return total
 
 
+def caption_stats_table(stats: dict[str, Any], name: str = "captions") -> list[str]:
+    """Table 1 of the paper as Markdown from a CaptionJob's ``status.stats``.
+
+    The caption step reports ``<lang>_<field>`` values of
+    :func:`sailvl.quality.stats.dataset_stats` (a seeded draw of the output captions):
+    one row per language, the paper's columns in its order. "Unique ... per sample" is
+    the paper's definition, distinct items over the whole draw divided by the number of
+    samples, so rows compare only at the same draw size, which the row states.
+    """
+    from sailvl.quality.stats import FIELDS, HEADERS
+
+    out = [
+        "## Caption statistics (Table 1)",
+        "",
+        "| Dataset | Lang | Samples | " + " | ".join(HEADERS) + " |",
+        "|---|---|---:|" + "---:|" * len(HEADERS),
+    ]
+    for lang in ("en", "zh"):
+        if f"{lang}_samples" not in stats:
+            continue
+        cells = [f"{float(stats.get(f'{lang}_{f}', float('nan'))):.2f}" for f in FIELDS]
+        samples = int(float(stats[f"{lang}_samples"]))
+        out.append(f"| {name} | {lang} | {samples} | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "Avg. Length: words per caption. Unique n-grams / nouns / verbs / adjectives per "
+        "sample: distinct items over the whole draw divided by its samples (Table 1's "
+        "definition; English tokenised as NLTK does, Chinese by jieba).",
+    ]
+    return out
+
+
 def write_report(workdir: Path, spec: CurriculumSpec, state: RunState) -> Path:
     folder = workdir / "report"
     folder.mkdir(parents=True, exist_ok=True)
@@ -89,9 +121,7 @@ def write_report(workdir: Path, spec: CurriculumSpec, state: RunState) -> Path:
             lines.append(f"| {bench} | {a:.3f} | {b:.3f} | {r2:.3f} | {n} |")
     cap = state.steps.get("caption")
     if cap is not None and cap.status.get("stats"):
-        lines += ["", "## Caption statistics (Table 1)", "", "| statistic | value |", "|---|---|"]
-        for key, value in sorted(cap.status["stats"].items()):
-            lines.append(f"| {key} | {float(value):.3f} |")
+        lines += ["", *caption_stats_table(cap.status["stats"])]
     lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     out = folder / "summary.md"
     out.write_text("\n".join(lines) + "\n")
