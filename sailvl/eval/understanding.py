@@ -58,7 +58,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from sailvl.api.benchmarks import BENCHMARKS
+from sailvl.api.benchmarks import BENCHMARKS, SUITES
 
 CAPTION_EN: Final = "Describe this image in detail."
 CAPTION_ZH: Final = "请详细描述这张图片。"
@@ -91,18 +91,18 @@ QUESTIONS: Final[dict[tuple[str, str], str]] = {
     ("transcription", "zh"): READ_ZH,
 }
 
+CHINESE: Final = frozenset({"detailcaps-cn", "synthdog-zh"})
+"""The suite's Chinese tasks; the rest are English."""
+
 TASKS: Final[dict[str, Task]] = {
-    t.name: t
-    for t in (
-        Task("detailcaps", "en", "caption"),
-        Task("detailcaps-cn", "zh", "caption"),
-        Task("idl-wds", "en", "transcription"),
-        Task("docstruct", "en", "transcription"),
-        Task("synthtext", "en", "transcription"),
-        Task("synthdog-en", "en", "transcription"),
-        Task("synthdog-zh", "zh", "transcription"),
+    name: Task(
+        name,
+        "zh" if name in CHINESE else "en",
+        "caption" if BENCHMARKS[name].scorer == "caption_judge" else "transcription",
     )
+    for name in SUITES["understanding"]
 }
+"""The suite's tasks in run order (``sailvl.api.benchmarks.SUITES["understanding"]``)."""
 
 COLUMNS: Final = ["index", "image", "question", "answer", "category"]
 """The columns the stand-ins write, in this order."""
