@@ -494,9 +494,17 @@ def job_rbac(namespace: str, defaults: Defaults = DEFAULTS) -> list[dict[str, An
 
 
 def owned_child(
-    kind: str, name: str, namespace: str, spec: dict[str, Any], owner: dict[str, Any], step: str
+    kind: str,
+    name: str,
+    namespace: str,
+    spec: dict[str, Any],
+    owner: dict[str, Any],
+    labels: dict[str, str],
 ) -> dict[str, Any]:
-    """A Curriculum's child resource, owned by it (deleting the Curriculum deletes it)."""
+    """A child resource of a Curriculum or an Experiment (``owner``, a body read from the
+    API server), owned by it: deleting the owner deletes it. ``labels`` say whose step it
+    is (``sailvl.io/curriculum`` + ``sailvl.io/step``, or ``sailvl.io/experiment`` +
+    ``sailvl.io/trial`` + ``sailvl.io/step``); the parent lists its children by them."""
     om = owner["metadata"]
     return {
         "apiVersion": c.API_VERSION,
@@ -507,13 +515,12 @@ def owned_child(
             "labels": {
                 c.LABEL_PART_OF: c.PART_OF_VALUE,
                 c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE,
-                c.LABEL_CURRICULUM: om["name"],
-                c.LABEL_STEP: step,
+                **labels,
             },
             "ownerReferences": [
                 {
                     "apiVersion": c.API_VERSION,
-                    "kind": "Curriculum",
+                    "kind": owner["kind"],
                     "name": om["name"],
                     "uid": om["uid"],
                     "controller": True,

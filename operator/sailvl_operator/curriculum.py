@@ -10,7 +10,7 @@ curriculum costs reads, never writes).
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 
@@ -30,27 +30,35 @@ METRICS = Metrics(family("sailvl_curriculum_"))
 CHILD_KINDS = ("CaptionJob", "TrainStage", "EvalSuite")
 _LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
+K = TypeVar("K")
 
 
 def children_of(ns: str, name: str) -> dict[str, ChildState]:
-    """Each step's child with its phase derived from the Jobs the child owns, not from
-    the child's status (job pods may patch that: a forged ``Succeeded`` would hand over
-    to the next step early). A child without Jobs is Pending, or Failed when its status
-    says so (InvalidSpec; a forged Failed can only stop the curriculum, never advance
-    it). Scores and tokens are what the jobs report: that is their job."""
+    """Each step's child with its phase derived from the Jobs the child owns (see
+    :func:`child_states`)."""
     objs = []
     for kind in CHILD_KINDS:
         for obj in k8s.list_custom(kind, ns, f"{c.LABEL_CURRICULUM}={name}"):
             step = (obj["metadata"].get("labels") or {}).get(c.LABEL_STEP)
             if step and obj["metadata"]["name"] == child_name(name, step):
                 objs.append((kind, step, obj))
+    return child_states(ns, objs)
+
+
+def child_states(ns: str, objs: list[tuple[str, K, dict[str, Any]]]) -> dict[K, ChildState]:
+    """The state of each child ``(kind, key, object)`` of a parent (Curriculum or
+    Experiment), by key, with its phase derived from the Jobs the child owns, not from
+    the child's status (job pods may patch that: a forged ``Succeeded`` would hand over
+    to the next step early). A child without Jobs is Pending, or Failed when its status
+    says so (InvalidSpec; a forged Failed can only stop the parent, never advance it).
+    Scores and tokens are what the jobs report: that is their job."""
     names = ",".join(sorted(o["metadata"]["name"] for _, _, o in objs))
     jobs = k8s.list_jobs(ns, f"{c.LABEL_NAME} in ({names})") if objs else []
-    out: dict[str, ChildState] = {}
-    for kind, step, obj in objs:
+    out: dict[K, ChildState] = {}
+    for kind, key, obj in objs:
         st = obj.get("status") or {}
         phase, start, end = derived_phase(kind, obj, jobs)
-        out[step] = ChildState(
+        out[key] = ChildState(
             phase=phase,
             scores={k: float(v) for k, v in (st.get("scores") or {}).items()},
             tokens=st.get("tokens"),
@@ -121,8 +129,9 @@ def _advance(ns: str, name: str) -> None:
             by_alias=True, exclude_none=True, mode="json"
         )
         try:
+            labels = {c.LABEL_CURRICULUM: name, c.LABEL_STEP: step.name}
             create_child(
-                b.owned_child(step.kind, child_name(name, step.name), ns, spec, body, step.name)
+                b.owned_child(step.kind, child_name(name, step.name), ns, spec, body, labels)
             )
         except ChildRejected as err:  # e.g. a CEL rule of the child's CRD
             rejected(body, "Curriculum", err)

@@ -15,7 +15,7 @@ import kopf
 from sailvl.api import constants as c
 from sailvl.runtime.metrics import OPERATOR_METRICS_PORT, serve
 
-from . import children, curriculum, diagnose, k8s, kueue, leader, watchstate
+from . import children, curriculum, diagnose, experiment, k8s, kueue, leader, watchstate
 
 METRICS = children.METRICS  # one lazily-registered set per process
 # Kinds whose status comes from their own Jobs (children.observe); DataJob is no step kind.
@@ -27,6 +27,7 @@ KIND_PLURALS = (
     ("EvalSuite", "evalsuites"),
     ("DataJob", "datajobs"),
     ("Curriculum", "curricula"),
+    ("Experiment", "experiments"),
 )
 
 
@@ -118,9 +119,11 @@ def _observe_owner(body: kopf.Body) -> None:
         return
     phase = _timed(kind, "observe", children.observe, kind, ns, owner)
     res = k8s.get(c.API_VERSION, kind, ns, owner) if phase in c.TERMINAL_PHASES else None
-    parent = ((res or {}).get("metadata", {}).get("labels") or {}).get(c.LABEL_CURRICULUM)
-    if parent:
+    labels = (res or {}).get("metadata", {}).get("labels") or {}
+    if parent := labels.get(c.LABEL_CURRICULUM):
         _timed("Curriculum", "advance", curriculum.advance, ns, parent)
+    if parent := labels.get(c.LABEL_EXPERIMENT):
+        _timed("Experiment", "advance", experiment.advance, ns, parent)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE})
@@ -156,6 +159,8 @@ def pod_observe(body: kopf.Body, type: str | None, **_: Any) -> None:
 def _watch(kind: str) -> Any:
     def handler(body: kopf.Body, type: str | None, **_: Any) -> None:
         watchstate.observe_event(METRICS, PHASES, kind, dict(body), type)
+        if kind == "Experiment":
+            experiment.observe_metrics(dict(body), type)
         if type != "DELETED" and kind in JOB_KINDS and body.metadata.namespace:
             _timed(
                 kind, "observe", children.observe, kind, body.metadata.namespace, body.metadata.name
@@ -238,3 +243,26 @@ for _plural in ("captionjobs", "trainstages", "evalsuites"):
     kopf.on.event(
         G, V, _plural, labels={c.LABEL_CURRICULUM: kopf.PRESENT}, id=f"curriculum_child_{_plural}"
     )(_child_changed)
+
+
+# --- Experiment: trials under a parallelism limit, then the strategy's decision.
+
+
+@kopf.on.resume(G, V, "experiments")
+@kopf.on.create(G, V, "experiments")
+@kopf.on.update(G, V, "experiments", field="spec")
+def experiment_reconcile(name: str, namespace: str, **_: Any) -> None:
+    _timed("Experiment", "advance", experiment.advance, namespace, name)
+
+
+def _trial_changed(body: kopf.Body, **_: Any) -> None:
+    parent = body.metadata.labels.get(c.LABEL_EXPERIMENT)
+    if parent and body.metadata.namespace:
+        _timed("Experiment", "advance", experiment.advance, body.metadata.namespace, parent)
+
+
+# No timer, for the Curriculum's reason (above): the watches' re-list is the safety net.
+for _plural in ("trainstages", "evalsuites"):
+    kopf.on.event(
+        G, V, _plural, labels={c.LABEL_EXPERIMENT: kopf.PRESENT}, id=f"experiment_trial_{_plural}"
+    )(_trial_changed)

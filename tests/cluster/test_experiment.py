@@ -1,0 +1,252 @@
+"""An Experiment on the control plane (KWOK pods; the test decides their fates and
+reports the eval scores, as eval pods would): a quickQuality study of two candidate
+collections at two subset sizes (4 trials) with parallelism 2. The operator is
+restarted in the middle and once more after the decision. Checked throughout by a
+sampler: never more than 2 trials active; at the end: every trial's children created
+exactly once (same uid before and after the restarts), the decision written once (one
+Decided event, unchanged by a later restart), the metrics, and that deleting the
+Experiment deletes its trials and its metric series."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from tests.cluster.controlplane.client import Kubectl, wait_for
+from tests.cluster.operator_driver import CRDS, _json, get, operator, phase
+
+pytestmark = pytest.mark.cluster
+
+NAME = "qq"
+SCORES = {"clean": 70.0, "noisy": 40.0}  # synth-ocr per candidate, at both sizes
+TRIALS = ["clean-n64", "noisy-n64", "clean-n128", "noisy-n128"]  # start order
+
+
+@pytest.fixture(scope="module")
+def crds(cluster: Any) -> None:
+    cluster.kubectl.apply(CRDS)
+    for name in ("trainstages", "evalsuites", "experiments"):
+        cluster.kubectl(
+            "wait", "--for=condition=Established", f"crd/{name}.sailvl.io", "--timeout=60s"
+        )
+
+
+def quick_quality(name: str, ns: str) -> dict[str, Any]:
+    """Two candidates x two subset sizes on one 1-GPU node each, tiny model."""
+    return {
+        "apiVersion": "sailvl.io/v1alpha1",
+        "kind": "Experiment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "storage": {"uri": f"s3://runs/{name}"},
+            "model": {"preset": "tiny", "init": "s3://models/tiny-pretrained"},
+            "defaults": {"accelerator": "nvidia", "nodes": 1, "devicesPerNode": 1},
+            "template": {
+                "stage": {"preset": "sft-knowledge", "globalBatch": 16},
+                "eval": {"benchmarks": [{"name": "synth-ocr"}]},
+            },
+            "strategy": {
+                "quickQuality": {
+                    "candidates": [
+                        {"name": c, "data": [{"name": c, "uri": f"s3://data/{c}"}]} for c in SCORES
+                    ],
+                    "samples": [64, 128],
+                }
+            },
+            "selection": {"metric": "synth-ocr"},
+            "parallelism": 2,
+            "evalDataRoot": "s3://bench",
+        },
+    }
+
+
+def trial_children(kubectl: Kubectl, ns: str) -> list[dict[str, Any]]:
+    sel = f"sailvl.io/experiment={NAME}"
+    return list(kubectl.json("get", "trainstages,evalsuites", "-n", ns, "-l", sel)["items"])
+
+
+def active_trials(kubectl: Kubectl, ns: str) -> set[str]:
+    """Trials started (a child exists) and not finished (their eval Job has not ended).
+    Children are read before Jobs: a trial that finishes in between counts as done, so
+    a trial started in between is not counted next to the one it replaced."""
+    kids = trial_children(kubectl, ns)
+    jobs = kubectl.json("get", "jobs", "-n", ns)["items"]
+    ended = {
+        (j["metadata"].get("labels") or {}).get("sailvl.io/name")
+        for j in jobs
+        if any(
+            x.get("type") in ("Complete", "Failed") and x.get("status") == "True"
+            for x in (j.get("status") or {}).get("conditions") or []
+        )
+    }
+    started = {k["metadata"]["labels"]["sailvl.io/trial"] for k in kids}
+    finished = {
+        k["metadata"]["labels"]["sailvl.io/trial"]
+        for k in kids
+        if k["kind"] == "EvalSuite" and k["metadata"]["name"] in ended
+    }
+    return started - finished
+
+
+@contextmanager
+def sampler(kubectl: Kubectl, ns: str) -> Iterator[dict[str, Any]]:
+    """Samples the active trials and every child's uid until the block ends."""
+    seen: dict[str, Any] = {"max": 0, "samples": 0, "uids": {}, "errors": []}
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                active = active_trials(kubectl, ns)
+                seen["max"] = max(seen["max"], len(active))
+                seen["samples"] += 1
+                for k in trial_children(kubectl, ns):
+                    seen["uids"].setdefault(k["metadata"]["name"], set()).add(k["metadata"]["uid"])
+            except Exception as err:  # reported by the test, not swallowed
+                seen["errors"].append(repr(err))
+            stop.wait(0.2)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def drive(kubectl: Kubectl, ns: str, done: Any, timeout: float = 240, passes: int = 0) -> None:
+    """Until ``done()`` (or for ``passes`` passes): every running eval pod reports its
+    candidate's score, then every running pod exits 0."""
+    deadline = time.monotonic() + timeout
+    n = 0
+    while not done():
+        if passes and n >= passes:
+            return
+        n += 1
+        assert time.monotonic() < deadline, "experiment did not finish in time"
+        for pod in kubectl.pods(ns, "app.kubernetes.io/part-of=sailvl"):
+            meta = pod["metadata"]
+            if (pod.get("status") or {}).get("phase") != "Running":
+                continue
+            if "sailvl.io/kwok-exit" in (meta.get("annotations") or {}):
+                continue
+            labels = meta.get("labels") or {}
+            if labels.get("sailvl.io/kind") == "EvalSuite":
+                suite = labels["sailvl.io/name"]
+                cand = next(c for c in SCORES if f"-{c}-" in suite)
+                kubectl(
+                    "patch",
+                    "evalsuite",
+                    suite,
+                    "-n",
+                    ns,
+                    "--subresource=status",
+                    "--type=merge",
+                    "-p",
+                    _json({"status": {"scores": {"synth-ocr": SCORES[cand]}}}),
+                )
+            kubectl.set_pod_exit(meta["name"], ns, 0)
+        time.sleep(0.5)
+
+
+def events(kubectl: Kubectl, ns: str, reason: str) -> list[dict[str, Any]]:
+    items = kubectl.json(
+        "get", "events", "-n", ns, "--field-selector", f"involvedObject.name={NAME}"
+    )["items"]
+    return [e for e in items if e["reason"] == reason]
+
+
+def gauge(name: str, ns: str, **labels: str) -> float | None:
+    """A sample of the operator's registry (the operator runs in this process)."""
+    value = REGISTRY.get_sample_value(name, {"namespace": ns, "experiment": NAME, **labels})
+    return None if value is None else float(value)
+
+
+def test_experiment_parallelism_restart_decision_once_and_delete(
+    cluster: Any, crds: None, namespace: str
+) -> None:
+    k, ns = cluster.kubectl, namespace
+    k.apply(quick_quality(NAME, ns))
+    exp = lambda: get(k, "experiment", NAME, ns).get("status") or {}  # noqa: E731
+    with sampler(k, ns) as seen:
+        with operator(cluster.kubeconfig, ns):
+            # Two trials start; the other two wait while the first two run.
+            wait_for(lambda: len(active_trials(k, ns)) == 2, timeout=60, what="2 trials")
+            time.sleep(2)
+            assert {c["metadata"]["labels"]["sailvl.io/trial"] for c in trial_children(k, ns)} == {
+                "clean-n64",
+                "noisy-n64",
+            }
+            st = exp()
+            assert st["phase"] == "Running" and st["trialsRunning"] == 2, st
+            assert [r["phase"] for r in st["trials"]] == [
+                "Running",
+                "Running",
+                "Pending",
+                "Pending",
+            ]
+            drive(k, ns, lambda: (exp().get("trialsDone") or 0) >= 2)
+        # The operator is down: the trials it left running go on (one pass of pod exits).
+        time.sleep(1)
+        drive(k, ns, lambda: False, passes=1)
+        with operator(cluster.kubeconfig, ns):
+            drive(k, ns, lambda: phase(k, "experiment", NAME, ns) in ("Succeeded", "Failed"))
+            st = exp()
+            assert gauge("sailvl_experiment_trials", ns, phase="Succeeded") == 4
+            assert gauge("sailvl_experiment_trials", ns, phase="Running") == 0
+            assert gauge("sailvl_experiment_best_score", ns) == SCORES["clean"]
+    assert not seen["errors"], seen["errors"]
+    assert seen["samples"] > 20, seen
+    assert seen["max"] == 2, f"at most 2 trials may be active: saw {seen['max']}"
+
+    # The status table and the decision.
+    assert st["phase"] == "Succeeded", st
+    assert [r["name"] for r in st["trials"]] == TRIALS
+    assert all(r["phase"] == "Succeeded" for r in st["trials"])
+    for row in st["trials"]:
+        cand = row["variant"]["candidate"]
+        assert row["scores"] == {"synth-ocr": SCORES[cand]} and row["overall"] == SCORES[cand]
+    assert st["trialsDone"] == st["trialsTotal"] == 4 and st["trialsRunning"] == 0
+    assert st["best"] == "clean"
+    assert st["decision"]["ranking"] == ["clean", "noisy"]
+    assert st["decision"]["agreement"][0]["kendallTau"] == 1.0
+    conds = {c["type"]: c for c in st["conditions"]}
+    assert conds["Ready"]["status"] == "True" and conds["Succeeded"]["status"] == "True"
+    assert conds["RankAgreement"]["status"] == "True"
+
+    # No duplicate trial: each child once, the same object across the operator restart.
+    kids = trial_children(k, ns)
+    names = sorted(c["metadata"]["name"] for c in kids)
+    assert names == sorted(
+        [f"{NAME}-{t}-train" for t in TRIALS] + [f"{NAME}-{t}-train-eval" for t in TRIALS]
+    )
+    assert all(len(uids) == 1 for uids in seen["uids"].values()), seen["uids"]
+    jobs = [j["metadata"]["name"] for j in k.json("get", "jobs", "-n", ns)["items"]]
+    assert len(jobs) == len(set(jobs)) == 8
+    assert len(events(k, ns, "TrialStarted")) == 4
+
+    # The decision is written once: a third operator start changes nothing.
+    assert len(events(k, ns, "Decided")) == 1
+    with operator(cluster.kubeconfig, ns):
+        time.sleep(3)
+        assert gauge("sailvl_experiment_trials", ns, phase="Succeeded") == 4  # from the watch
+        after = exp()
+        assert after["decision"] == st["decision"]
+        assert after["completionTime"] == st["completionTime"]
+        assert len(events(k, ns, "Decided")) == 1
+        # Deleting the Experiment deletes its trials (owner references) and its series.
+        k("delete", "experiment", NAME, "-n", ns, "--wait=false")
+        wait_for(lambda: not trial_children(k, ns), timeout=60, what="trials garbage-collected")
+        wait_for(
+            lambda: gauge("sailvl_experiment_trials", ns, phase="Succeeded") is None,
+            timeout=30,
+            what="experiment series removed",
+        )
+    assert gauge("sailvl_experiment_best_score", ns) is None
