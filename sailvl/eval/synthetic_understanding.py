@@ -24,6 +24,7 @@ of quietly becoming English or rendering empty boxes. A TSV is a pure function o
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from sailvl.data.fonts import FontSet, discover_fonts, load_font, require_cjk_font
@@ -168,18 +169,26 @@ def understanding_tsv(name: str, n: int = 24, seed: int = 0, fonts: FontSet | No
     return write_tsv(task_rows(name, n, random.Random(f"{name}:{seed}"), fonts), COLUMNS)
 
 
-def write_understanding(uri: str, n: int = 24, seed: int = 0) -> dict[str, str]:
-    """Write every task's stand-in as ``<uri>/<name>.tsv``; return name -> TSV URI.
+def write_understanding(
+    uri: str, n: int = 24, seed: int = 0, names: Sequence[str] | None = None
+) -> dict[str, str]:
+    """Write the stand-ins of ``names`` (default: every task) as ``<uri>/<name>.tsv``;
+    return name -> TSV URI.
 
-    Raises :class:`~sailvl.data.fonts.MissingFontError` before writing anything when no
-    CJK font is installed (the Chinese tasks need one)."""
+    Raises :class:`~sailvl.data.fonts.MissingFontError` before writing anything when a
+    Chinese transcription task is asked for and no CJK font is installed."""
     from sailvl.storage import open_store
 
+    names = list(TASKS) if names is None else list(names)
+    unknown = [x for x in names if x not in TASKS]
+    if unknown:
+        raise ValueError(f"names: {unknown} are not understanding tasks (use {sorted(TASKS)})")
     fonts = discover_fonts()
-    require_cjk_font(fonts)
+    if any(TASKS[x].lang == "zh" and TASKS[x].kind == "transcription" for x in names):
+        require_cjk_font(fonts)
     store = open_store(uri)
     out = {}
-    for name in TASKS:
+    for name in names:
         store.write_bytes(f"{name}.tsv", understanding_tsv(name, n, seed, fonts))
         out[name] = f"{uri.rstrip('/')}/{name}.tsv"
     return out

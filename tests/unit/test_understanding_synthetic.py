@@ -50,7 +50,9 @@ def test_the_cjk_font_really_draws_chinese_glyphs() -> None:
     assert require_cjk_font() == path
 
 
-def test_chinese_tasks_refuse_without_a_cjk_font(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chinese_tasks_refuse_without_a_cjk_font(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     with pytest.raises(MissingFontError, match="fonts-wqy-zenhei"):
         understanding_tsv("synthdog-zh", n=2, fonts=NO_CJK)
     # English tasks and Chinese captions (no text in the image) need no CJK font.
@@ -58,7 +60,12 @@ def test_chinese_tasks_refuse_without_a_cjk_font(monkeypatch: pytest.MonkeyPatch
     assert understanding_tsv("detailcaps-cn", n=2, fonts=NO_CJK)
     monkeypatch.setattr("sailvl.eval.synthetic_understanding.discover_fonts", lambda: NO_CJK)
     with pytest.raises(MissingFontError, match="make tools"):
-        write_understanding("file:///nonexistent-never-written")
+        write_understanding(f"file://{tmp_path}/all")
+    assert not (tmp_path / "all").exists()  # refused before writing anything
+    english = write_understanding(f"file://{tmp_path}/en", n=2, names=["synthdog-en"])
+    assert list(english) == ["synthdog-en"] and (tmp_path / "en" / "synthdog-en.tsv").exists()
+    with pytest.raises(ValueError, match="docvqa-500"):
+        write_understanding(f"file://{tmp_path}/x", names=["docvqa-500"])
 
 
 def test_stand_ins_have_the_documented_shape_and_are_deterministic() -> None:
