@@ -54,6 +54,10 @@ def operator_configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     if port > 0:
         serve(port)
     METRICS.labels("sailvl_operator_info", version="0.1.0").set(1)
+    # Every kind's error counter exists (at 0) from the start, so `rate()` in the
+    # dashboard and in SailvlOperatorErrors reads 0 rather than no data.
+    for kind, _plural in KIND_PLURALS:
+        METRICS.labels("sailvl_operator_errors_total", kind=kind)
 
 
 # Several replicas: nothing else starts before this one holds the leader Lease (leader.py).
