@@ -139,12 +139,57 @@ class DeepSpeedSettings(ApiModel):
 
 
 class CheckpointSettings(ApiModel):
-    """When step checkpoints are written and how many are kept."""
+    """When step checkpoints are written and how many are kept, and which intermediate
+    models are exported.
+
+    Exports (at most one of exportEveryTokens, exportEverySteps) are loadable model
+    folders (Hugging Face format, like final/) kept at an interval, independent of the
+    resume checkpoints: never deleted, no optimizer state. They go to
+    <output>/export/tokens-<mark>/ (each multiple of exportEveryTokens, written after the
+    first step whose tokens reach it) or <output>/export/step-<n>/, each followed by
+    <name>.json with its step, tokens and samples. Experiments' checkpointScaling anneals
+    and evaluates them."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(has(self.exportEveryTokens) && has(self.exportEverySteps))",
+                    "message": "set at most one of exportEveryTokens and exportEverySteps",
+                }
+            ]
+        }
+    )
 
     interval_steps: PositiveInt = 500
     """Write <output>/step-<n>/ every this many steps (default 500); a restarted pod group
     resumes from the newest."""
     keep: PositiveInt = Field(default=3, description="Step checkpoints retained.")
+    export_every_tokens: PositiveInt | None = None
+    """Export a loadable model at every multiple of this many training tokens, to
+    <output>/export/tokens-<mark>/ (unset: no token exports)."""
+    export_every_steps: PositiveInt | None = None
+    """Export a loadable model every this many optimizer steps, to
+    <output>/export/step-<n>/ (unset: no step exports)."""
+
+    @model_validator(mode="after")
+    def _one_export(self) -> CheckpointSettings:
+        if self.export_every_tokens is not None and self.export_every_steps is not None:
+            raise ValueError("set at most one of exportEveryTokens and exportEverySteps")
+        return self
+
+    @property
+    def export(self) -> tuple[str, int] | None:
+        """(unit, interval) of the exports: ("tokens", N), ("steps", N) or None."""
+        if self.export_every_tokens is not None:
+            return "tokens", self.export_every_tokens
+        if self.export_every_steps is not None:
+            return "steps", self.export_every_steps
+        return None
+
+
+MAX_EXPORTS = 1000
+"""Most exports a budget may imply (each is a whole model folder)."""
 
 
 class TrainStageSpec(ApiModel):
@@ -237,9 +282,31 @@ class TrainStageSpec(ApiModel):
                 f"packing.maxTokens {self.packing.max_tokens} cannot hold one image of "
                 f"{r.max_tiles} tiles ({visual} visual tokens)"
             )
+        self._check_exports()
         if self.accelerator == "cpu" and self.deepspeed.precision in ("bf16", "fp16"):
             pass  # allowed: CPU bf16 works in torch; the runtime reports what it used
         return self
+
+    def _check_exports(self) -> None:
+        """An export interval the budget never reaches, or one that would write more than
+        MAX_EXPORTS model folders, is a mistake (checked where the units agree)."""
+        if self.checkpoint.export is None:
+            return
+        unit, every = self.checkpoint.export
+        total = self.budget.tokens if unit == "tokens" else self.budget.steps
+        field = "checkpoint.exportEvery" + unit.capitalize()
+        if total is None:
+            return
+        if every > total:
+            raise ValueError(
+                f"{field} {every} is larger than the budget's {total} {unit}: "
+                "no export would be written"
+            )
+        if total // every > MAX_EXPORTS:
+            raise ValueError(
+                f"{field} {every} would write {total // every} model folders over the "
+                f"budget's {total} {unit} (at most {MAX_EXPORTS})"
+            )
 
     def resolved_values(self) -> _Resolved:
         p = stage_preset(self.preset, self.model.preset) if self.preset else None

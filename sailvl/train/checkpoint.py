@@ -7,6 +7,7 @@ Layout under the stage's output URI:
     step-<n>/_COMMITTED              marker listing every file (written last, rank 0)
     latest                           "step-<n>", written after the marker
     final/                           consolidated HF weights (see `save_final`)
+    exports/step-<n>/                interval exports, if asked (`sailvl.train.exports`)
 
 Saving: DeepSpeed writes each rank's shard into a node-local staging folder; after a
 barrier, local rank 0 of every node uploads its node's files (rank 0's node also has
@@ -156,7 +157,13 @@ class Checkpointer:
 
 
 def save_final(engine: Any, tokenizer: Any, output: str, *, zero_stage: int, rank: int) -> str:
-    """Consolidated HF-format weights at `<output>/final/` (the next stage's init).
+    """Consolidated HF-format weights at `<output>/final/` (the next stage's init)."""
+    return save_model(engine, tokenizer, join(output, FINAL), zero_stage=zero_stage, rank=rank)
+
+
+def save_model(engine: Any, tokenizer: Any, uri: str, *, zero_stage: int, rank: int) -> str:
+    """The engine's current weights as a loadable HF-format folder at `uri` (`final/`,
+    and the interval exports of `sailvl.train.exports`).
 
     Under ZeRO-3 the parameters are gathered on every rank (a collective), and rank 0
     writes them; the commit marker goes last (`sailvl.model.checkpoint`).
@@ -164,7 +171,6 @@ def save_final(engine: Any, tokenizer: Any, output: str, *, zero_stage: int, ran
     from sailvl.model.checkpoint import save_checkpoint
     from sailvl.train.engine import gathered
 
-    uri = join(output, FINAL)
     with gathered(engine, zero_stage):
         if rank == 0:
             save_checkpoint(engine.module, tokenizer, uri)

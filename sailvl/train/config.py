@@ -61,7 +61,9 @@ class TrainConfig:
     world_size: int = 1  # workers in the group
     checkpoint_interval: int = 500  # steps between step checkpoints
     checkpoint_keep: int = 3  # step checkpoints retained
-    output: str = ""  # output URI: step-<n>/, latest, final/
+    export_kind: str | None = None  # tokens | steps: keep export/<mark>/ (None: none)
+    export_interval: int = 0  # export every this many tokens or steps
+    output: str = ""  # output URI: step-<n>/, latest, final/, exports/
     seed: int = 1234  # seed of init, data order and RNG
     extra: dict[str, Any] = field(default_factory=dict)  # free-form (tests, benchmarks)
 
@@ -82,6 +84,10 @@ class TrainConfig:
             raise ValueError("world_size: must be >= 1")
         if self.checkpoint_interval < 1 or self.checkpoint_keep < 1:
             raise ValueError("checkpoint_interval / checkpoint_keep: must be >= 1")
+        if self.export_kind not in (None, "tokens", "steps"):
+            raise ValueError(f"export_kind: {self.export_kind!r} not in tokens|steps")
+        if self.export_kind is not None and self.export_interval < 1:
+            raise ValueError(f"export_interval: must be >= 1, got {self.export_interval}")
         if not self.trainable:
             raise ValueError("trainable: at least one module")
         per_rank_batch(self.global_batch, self.world_size)  # PlanError names globalBatch
@@ -143,6 +149,8 @@ def from_spec(
         world_size=world_size,
         checkpoint_interval=spec.checkpoint.interval_steps,
         checkpoint_keep=spec.checkpoint.keep,
+        export_kind=spec.checkpoint.export[0] if spec.checkpoint.export else None,
+        export_interval=spec.checkpoint.export[1] if spec.checkpoint.export else 0,
         output=spec.output,
         seed=spec.seed,
         extra=extra,

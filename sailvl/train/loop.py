@@ -19,7 +19,9 @@ adds 0 x its sum to the loss: same modules, same order on every rank, zero gradi
 
 Checkpoints every `checkpoint_interval` steps carry the reader position and RNG states;
 after a restart the loop continues from `latest` and replays exactly the samples after
-it. The stage ends when the budget is met (`schedule.BudgetPlan.done`) with the
+it. With `checkpoint.exportEveryTokens` / `exportEverySteps` a loadable model folder is
+also kept at each interval (`sailvl.train.exports`), independent of those checkpoints.
+The stage ends when the budget is met (`schedule.BudgetPlan.done`) with the
 consolidated weights in `<output>/final/`.
 """
 
@@ -35,6 +37,7 @@ from typing import Any
 from sailvl.runtime.device import DeviceSpec, peak_flops, resolve_precision, torch_device
 from sailvl.runtime.env import WorkerEnv
 from sailvl.train import batches as B
+from sailvl.train import exports
 from sailvl.train.checkpoint import Checkpointer, capture_rng, restore_rng, save_final
 from sailvl.train.config import TrainConfig
 from sailvl.train.engine import build_engine, ds_config
@@ -264,6 +267,7 @@ def train(cfg: TrainConfig, worker: WorkerEnv, dev: DeviceSpec, reporter: Any) -
         loss_g, real_g, flops_g = _all_reduce(
             [loss_sum, real, step_flops(arch, cfg.trainable, seg, tiles)]
         )
+        tokens_before = tokens
         tokens += int(real_g)
         samples += cfg.global_batch
         seconds = time.perf_counter() - t0
@@ -285,6 +289,19 @@ def train(cfg: TrainConfig, worker: WorkerEnv, dev: DeviceSpec, reporter: Any) -
         )
         if worker.is_main and (step % 10 == 0 or step == 1):
             log.info("step %d loss %.4f lr %.2e tok/s %.0f", step, loss_g, lr, progress.last_tps)
+        marks = (
+            exports.due(cfg.export_kind, cfg.export_interval, step, tokens_before, tokens)
+            if cfg.export_kind
+            else []
+        )
+        for name in marks:
+            with encoder.lock:  # the reader's decode threads use the tokenizer too
+                kept = exports.write_export(
+                    engine, tokenizer, cfg.output, name, step=step, tokens=tokens,
+                    samples=samples, zero_stage=cfg.zero_stage, rank=worker.rank,
+                )  # fmt: skip
+            if worker.is_main:
+                log.info("exported step %d (%d tokens) to %s", step, tokens, kept.uri)
         if step % cfg.checkpoint_interval == 0 and not plan.done(step, tokens):
             t1 = time.perf_counter()
             client = {
