@@ -315,3 +315,35 @@ def test_parse_reply(reply: str, status: str) -> None:
     v = parse_reply(reply)
     assert v.status == status
     assert (v.scores is not None) == (status == "ok")
+
+
+def test_datajob_yaml_runs_locally_and_as_pods(tmp_path: Path, chat_server: ChatServer) -> None:
+    """`sailvl run` of a score DataJob (every index in turn), then the filter DataJob's
+    job config through `sailvl data job --config` as its pod runs it."""
+    import yaml
+
+    inp = write_input(tmp_path, 12, per_shard=4)
+    judge = Judge(chat_server, {})
+    scored, curated = f"file://{tmp_path}/scored", f"file://{tmp_path}/curated"
+
+    def resource(name: str, **spec: Any) -> dict[str, Any]:
+        return {"apiVersion": "sailvl.io/v1alpha1", "kind": "DataJob",
+                "metadata": {"name": name}, "spec": spec}  # fmt: skip
+
+    score = resource("score", task="score", input=f"file://{inp}", output=scored, parallelism=2,
+                     score={"judge": {"endpoint": chat_server.base_url, "model": "j"}})  # fmt: skip
+    path = tmp_path / "score.yaml"
+    path.write_text(yaml.safe_dump(score))
+    assert cli(["run", str(path)]) == 0
+    assert sum(judge.calls.values()) == 12
+    assert Dataset.open(scored).manifest.meta["score"]["scored"] == 12
+    flt = resource("filter", task="filter", input=scored, output=curated,
+                   filter={"min": {"difficulty": 4}})  # fmt: skip
+    from sailvl.api.jobconfig import dump_job_config, job_config
+    from sailvl.api.validation import parse_resource
+
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text(dump_job_config(job_config("DataJob", "filter", "ns", parse_resource(flt)[2])))
+    assert cli(["data", "job", "--config", str(cfg)]) == 0
+    kept = sorted(int(r["id"][1:]) for r in read_scores(curated))
+    assert kept == [i for i in range(12) if 1 + i % 5 >= 4]
