@@ -32,6 +32,15 @@ def _stage_specs(kind: str, spec: Any) -> list[Any]:
         return [spec]
     if kind == "Curriculum":
         return [stage_spec(spec, i) for i in range(len(spec.stages))]
+    if kind == "Experiment":  # every trial's TrainStages, as the operator builds them
+        from sailvl.experiment.trials import child_spec, trial_steps, trials
+
+        return [
+            child_spec(spec, t, st, {})
+            for t in trials(spec)
+            for st in trial_steps(spec, t)
+            if st.kind == "TrainStage"
+        ]
     return []
 
 
