@@ -9,8 +9,9 @@ matching local command (`sailvl data import | score | filter`), adding this pod'
 terminal run exactly the same code with the same defaults. Filter is one process
 (no shard options).
 
-`sailvl run datajob.yaml` (a DataJob resource file, `run_file`) runs every index one
-after the other on this machine: the last one finalises the output, as on a cluster.
+`sailvl run datajob.yaml` (a file of DataJob resources, `run_file`) runs each DataJob in
+file order and its indexes one after the other on this machine: the last index
+finalises the output, as on a cluster.
 
 Exit codes are the command's: 0 done, 1 retry (a pod's index is retried by
 `backoffLimitPerIndex`), 2 invalid (the Job fails at once).
@@ -125,14 +126,22 @@ def main(args: Any) -> int:
     return run_spec(spec, index, count)
 
 
+def _docs(path: Path) -> list[Any]:
+    import yaml
+
+    return [d for d in yaml.safe_load_all(Path(path).read_text()) if d is not None]
+
+
 def run_file(path: Path) -> int:
-    """`sailvl run FILE` for a DataJob resource: every index in turn on this machine."""
+    """`sailvl run FILE` for a file of DataJob resources: each in file order (an import,
+    then its scoring, then the filter), every index in turn on this machine; stops at the
+    first that fails."""
     import yaml
 
     from sailvl.api import parse_resource
 
     try:
-        kind, name, spec = parse_resource(yaml.safe_load(Path(path).read_text()))
+        jobs = [parse_resource(doc) for doc in _docs(path)]
     except (OSError, yaml.YAMLError) as err:
         print(f"{path}: cannot read: {err}", file=sys.stderr)
         return EXIT_INVALID
@@ -140,27 +149,30 @@ def run_file(path: Path) -> int:
         for problem in err.problems:
             print(f"{path}: {problem}", file=sys.stderr)
         return EXIT_INVALID
-    assert isinstance(spec, DataJobSpec)
-    worst = 0
-    for index in range(spec.parallelism):
-        rc = run_spec(spec, index, spec.parallelism)
-        if rc == EXIT_INVALID:
-            return rc
-        worst = max(worst, rc)
-    print(f"{kind}/{name}: {'done' if worst == 0 else 'failed (rerun to resume)'}",
-          file=sys.stderr)  # fmt: skip
-    return worst
+    for kind, name, spec in jobs:
+        assert isinstance(spec, DataJobSpec)
+        worst = 0
+        for index in range(spec.parallelism):
+            rc = run_spec(spec, index, spec.parallelism)
+            if rc == EXIT_INVALID:
+                return rc
+            worst = max(worst, rc)
+        if worst:
+            print(f"{kind}/{name}: failed (rerun the same command to resume)", file=sys.stderr)
+            return worst
+        print(f"{kind}/{name}: done", file=sys.stderr)
+    return 0
 
 
 def is_datajob(path: Path) -> bool:
-    """True if the YAML file at `path` is a DataJob resource."""
+    """True if the YAML file at `path` holds DataJob resources only."""
     import yaml
 
     try:
-        doc = yaml.safe_load(Path(path).read_text())
+        docs = _docs(path)
     except (OSError, yaml.YAMLError):
         return False
-    return isinstance(doc, dict) and doc.get("kind") == KIND
+    return bool(docs) and all(isinstance(d, dict) and d.get("kind") == KIND for d in docs)
 
 
 def add_arguments(p: Any) -> None:

@@ -332,18 +332,21 @@ def test_datajob_yaml_runs_locally_and_as_pods(tmp_path: Path, chat_server: Chat
 
     score = resource("score", task="score", input=f"file://{inp}", output=scored, parallelism=2,
                      score={"judge": {"endpoint": chat_server.base_url, "model": "j"}})  # fmt: skip
-    path = tmp_path / "score.yaml"
-    path.write_text(yaml.safe_dump(score))
+    flt = resource("filter", task="filter", input=scored, output=curated,
+                   filter={"min": {"difficulty": 4}})  # fmt: skip
+    path = tmp_path / "datajobs.yaml"
+    path.write_text(yaml.safe_dump_all([score, flt]))  # score, then filter, in file order
     assert cli(["run", str(path)]) == 0
     assert sum(judge.calls.values()) == 12
     assert Dataset.open(scored).manifest.meta["score"]["scored"] == 12
-    flt = resource("filter", task="filter", input=scored, output=curated,
-                   filter={"min": {"difficulty": 4}})  # fmt: skip
     from sailvl.api.jobconfig import dump_job_config, job_config
     from sailvl.api.validation import parse_resource
 
+    pod = resource("filter2", task="filter", input=scored, output=f"{curated}-pod",
+                   filter={"min": {"difficulty": 4}})  # fmt: skip
     cfg = tmp_path / "job.yaml"
-    cfg.write_text(dump_job_config(job_config("DataJob", "filter", "ns", parse_resource(flt)[2])))
+    cfg.write_text(dump_job_config(job_config("DataJob", "filter2", "ns", parse_resource(pod)[2])))
     assert cli(["data", "job", "--config", str(cfg)]) == 0
+    assert read_scores(f"{curated}-pod") == read_scores(curated)
     kept = sorted(int(r["id"][1:]) for r in read_scores(curated))
     assert kept == [i for i in range(12) if 1 + i % 5 >= 4]
