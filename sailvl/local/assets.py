@@ -14,6 +14,10 @@ redone rather than half-used):
   which no training row is drawn from;
 - ``models/tiny-init``: the randomly initialised tiny SAIL-VL model and its tokenizer,
   the curriculum's starting point and the untrained baseline of the report.
+
+The ``groundtruth`` profile writes, instead of the data and benchmarks above, the
+candidate collections of known quality of :mod:`sailvl.data.groundtruth` and their
+benchmark (``bench/gt-shapes.tsv``), for the demo Experiment.
 """
 
 from __future__ import annotations
@@ -31,19 +35,30 @@ SIZES = {
 }
 
 
+# Candidate collections of known quality and their benchmark, for Experiments
+# (sailvl.data.groundtruth: data/<collection>, bench/gt-shapes.tsv).
+GROUNDTRUTH = "groundtruth"
+
+
 def ensure_assets(root: str, profile: str = "synthetic") -> None:
-    if profile not in SIZES:
+    if profile not in SIZES and profile != GROUNDTRUTH:
         raise ValueError(
-            f"sailvl.io/local-setup: unknown profile {profile!r} (known: {sorted(SIZES)})"
+            f"sailvl.io/local-setup: unknown profile {profile!r} "
+            f"(known: {sorted([*SIZES, GROUNDTRUTH])})"
         )
     store = open_store(root)
     if store.exists(MARKER):
         return
-    n = SIZES[profile]
-    write_datasets(root.rstrip("/"), n)
-    from sailvl.eval.synthetic import write_synthetic as write_benchmarks
+    if profile == GROUNDTRUTH:
+        from sailvl.data.groundtruth import write_groundtruth
 
-    write_benchmarks(f"{root.rstrip('/')}/bench", n=n["bench"], seed=0, heldout=True)
+        write_groundtruth(root)
+    else:
+        n = SIZES[profile]
+        write_datasets(root.rstrip("/"), n)
+        from sailvl.eval.synthetic import write_synthetic as write_benchmarks
+
+        write_benchmarks(f"{root.rstrip('/')}/bench", n=n["bench"], seed=0, heldout=True)
     save_initial_model(f"{root.rstrip('/')}/models/tiny-init")
     store.write_bytes(MARKER, b"ok\n")
 
