@@ -26,7 +26,8 @@ venv: $(STAMP)
 
 # Tools that are not Python packages: promtool (Debian), a CJK font (Debian; the
 # understanding suite's Chinese sets), helm and the control plane (built from Go modules
-# into $(CACHE), reused when present).
+# into $(CACHE), reused when present); LMDeploy in a venv of its own
+# ($(CACHE)/lmdeploy-venv, keyed by images/lmdeploy-requirements.txt) for its contract test.
 tools: venv
 	bash tests/cluster/controlplane/install-node-tools.sh
 	bash tests/install-fonts.sh
@@ -35,6 +36,7 @@ tools: venv
 	bash tests/cluster/controlplane/build.sh
 	bash tests/cluster/controlplane/build-images.sh
 	bash tests/cluster/controlplane/build-kueue.sh
+	bash tests/fixtures/lmdeploy/install.sh
 
 lint: venv
 	$(BIN)/ruff check .

@@ -12,10 +12,13 @@ FROM quay.io/ascend/cann:8.5.0-910b-ubuntu22.04-py3.11 AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
+# LMDeploy's pin is images/lmdeploy-requirements.txt, shared with the CUDA captioner and
+# the contract test's venv; its torch (2.8.0 for LMDeploy 0.10.0) is the one below.
+COPY images/lmdeploy-requirements.txt /tmp/
 RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.8.0 \
  && pip install --no-cache-dir torch-npu==2.8.0 \
     pyyaml==6.0.2 numpy==1.26.4 decorator==5.1.1 attrs==24.2.0 psutil==6.1.0 \
- && pip install --no-cache-dir lmdeploy==0.10.0 dlinfer-ascend==0.2.7
+ && pip install --no-cache-dir -r /tmp/lmdeploy-requirements.txt dlinfer-ascend==0.2.7
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY sailvl/ sailvl/

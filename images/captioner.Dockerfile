@@ -11,7 +11,10 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY sailvl/ sailvl/
-RUN pip install --no-cache-dir lmdeploy==0.10.0 "./[train]"
+# The LMDeploy pin (and the transformers range it needs) lives in one file, shared with
+# the Ascend captioner and the contract test's venv (tests/fixtures/lmdeploy/install.sh).
+COPY images/lmdeploy-requirements.txt ./
+RUN pip install --no-cache-dir -r lmdeploy-requirements.txt "./[train]"
 
 # --- runtime --------------------------------------------------------------------------------
 FROM pytorch/pytorch:2.8.0-cuda12.8-cudnn9-runtime

@@ -170,8 +170,11 @@ def test_a_wrong_subcommand_is_caught() -> None:
     [
         ("trainer-cuda", ["flash-attn==", "deepspeed==", "pytorch/pytorch:"]),
         ("trainer-ascend", ["torch-npu==", "cann:", "deepspeed=="]),
-        ("captioner", ["lmdeploy=="]),
-        ("captioner-ascend", ["lmdeploy==", "torch-npu==", "dlinfer-ascend==", "cann:"]),
+        ("captioner", ["-r lmdeploy-requirements.txt"]),
+        (
+            "captioner-ascend",
+            ["lmdeploy-requirements.txt", "torch-npu==", "dlinfer-ascend==", "cann:"],
+        ),
         ("evaluator", ['"./[train]"']),
         ("operator", ['"./[operator]"', "python:3.11"]),
         ("job-cpu", ["--extra train", "cpu-requirements.py", "python:3.11"]),
