@@ -19,22 +19,14 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tests.cluster.controlplane.client import Kubectl, wait_for
-from tests.cluster.operator_driver import CRDS, _json, get, operator, phase
+from tests.cluster.operator_driver import _json, get, operator, phase
+from tests.cluster.test_operator import crds  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.cluster
 
 NAME = "qq"
 SCORES = {"clean": 70.0, "noisy": 40.0}  # synth-ocr per candidate, at both sizes
 TRIALS = ["clean-n64", "noisy-n64", "clean-n128", "noisy-n128"]  # start order
-
-
-@pytest.fixture(scope="module")
-def crds(cluster: Any) -> None:
-    cluster.kubectl.apply(CRDS)
-    for name in ("trainstages", "evalsuites", "experiments"):
-        cluster.kubectl(
-            "wait", "--for=condition=Established", f"crd/{name}.sailvl.io", "--timeout=60s"
-        )
 
 
 def quick_quality(name: str, ns: str) -> dict[str, Any]:
@@ -170,7 +162,9 @@ def gauge(name: str, ns: str, **labels: str) -> float | None:
 
 
 def test_experiment_parallelism_restart_decision_once_and_delete(
-    cluster: Any, crds: None, namespace: str
+    cluster: Any,
+    crds: None,  # noqa: F811
+    namespace: str,
 ) -> None:
     k, ns = cluster.kubectl, namespace
     k.apply(quick_quality(NAME, ns))
@@ -250,3 +244,35 @@ def test_experiment_parallelism_restart_decision_once_and_delete(
             what="experiment series removed",
         )
     assert gauge("sailvl_experiment_best_score", ns) is None
+
+
+def test_invalid_experiment_fails_before_any_trial(
+    cluster: Any,
+    crds: None,  # noqa: F811
+    namespace: str,
+) -> None:
+    """A spec the schema accepts but validation refuses (a selection metric the eval
+    does not produce): InvalidSpec in the status naming the field, one event, no child."""
+    k, ns = cluster.kubectl, namespace
+    bad = quick_quality("badmetric", ns)
+    bad["spec"]["selection"] = {"metric": "mmlu"}
+    with operator(cluster.kubeconfig, ns):
+        k.apply(bad)
+        conds = wait_for(
+            lambda: (get(k, "experiment", "badmetric", ns).get("status") or {}).get("conditions"),
+            timeout=30,
+            what="InvalidSpec condition",
+        )
+        time.sleep(2)  # no retries, no crash loop: nothing more happens
+    st = get(k, "experiment", "badmetric", ns)["status"]
+    ready = next(c for c in conds if c["type"] == "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
+    assert "spec.selection.metric" in ready["message"] and st["phase"] == "Failed"
+    assert k.json("get", "trainstages,evalsuites,jobs", "-n", ns)["items"] == []
+    reasons = [
+        e["reason"]
+        for e in k.json(
+            "get", "events", "-n", ns, "--field-selector", "involvedObject.name=badmetric"
+        )["items"]
+    ]
+    assert reasons.count("InvalidSpec") == 1

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sailvl.api.kinds import KINDS
 from tests.cluster.controlplane.client import Kubectl, KubectlError, wait_for
 from tests.cluster.operator_driver import CRDS, drive, get, operator, phase, wait_running_pods
 
@@ -25,10 +26,11 @@ STAGES = [
 
 @pytest.fixture(scope="module")
 def crds(cluster: Any) -> None:
+    """Every kind's CRD from crds/, established (the Experiment tests import this too)."""
     cluster.kubectl.apply(CRDS)
-    for name in ("captionjobs", "trainstages", "evalsuites", "curricula"):
+    for info in KINDS.values():
         cluster.kubectl(
-            "wait", "--for=condition=Established", f"crd/{name}.sailvl.io", "--timeout=60s"
+            "wait", "--for=condition=Established", f"crd/{info.plural}.sailvl.io", "--timeout=60s"
         )
 
 
