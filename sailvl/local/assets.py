@@ -11,7 +11,9 @@ redone rather than half-used):
 - ``bench/<name>.tsv``: the synthetic benchmarks (VLMEvalKit TSV): ``synth-*``, drawn by
   the same generators as ``data/sft`` (in-distribution), and ``heldout-*``, the same
   questions drawn with other words, font and layouts (``sailvl.eval.synthetic_heldout``),
-  which no training row is drawn from;
+  which no training row is drawn from; and the understanding suite's English
+  transcription sets (``idl-wds``, ``docstruct``, ``synthtext``, ``synthdog-en``;
+  ``sailvl.eval.synthetic_understanding``), read by the pretraining stages' evals;
 - ``models/tiny-init``: the randomly initialised tiny SAIL-VL model and its tokenizer,
   the curriculum's starting point and the untrained baseline of the report.
 
@@ -29,6 +31,9 @@ from typing import Any
 from sailvl.storage import open_store
 
 MARKER = "_READY"
+# The understanding suite's stand-ins the demo writes: the transcription sets that need
+# neither a judge (the captions do) nor a CJK font (synthdog-zh does).
+UNDERSTANDING = ("idl-wds", "docstruct", "synthtext", "synthdog-en")
 SIZES = {
     "synthetic": {"raw": 48, "pretrain": 1200, "sft": 1500, "bench": 60},
     "synthetic-small": {"raw": 8, "pretrain": 96, "sft": 96, "bench": 9},  # tests
@@ -59,6 +64,10 @@ def ensure_assets(root: str, profile: str = "synthetic") -> None:
         from sailvl.eval.synthetic import write_synthetic as write_benchmarks
 
         write_benchmarks(f"{root.rstrip('/')}/bench", n=n["bench"], seed=0, heldout=True)
+        from sailvl.eval.synthetic_understanding import write_understanding
+
+        bench = f"{root.rstrip('/')}/bench"
+        write_understanding(bench, n=max(3, n["bench"] // 10), names=UNDERSTANDING)
     save_initial_model(f"{root.rstrip('/')}/models/tiny-init")
     store.write_bytes(MARKER, b"ok\n")
 

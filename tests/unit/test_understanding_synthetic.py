@@ -163,3 +163,20 @@ def test_the_understanding_suite_runs_as_an_evalsuite(tmp_path: Path) -> None:
     assert results["understanding"] == pytest.approx(
         sum(b["score"] for b in benches.values()) / len(benches)
     )
+
+
+def test_the_demo_writes_the_understanding_sets_its_pretraining_evals_read() -> None:
+    import yaml
+
+    from sailvl.local.assets import UNDERSTANDING
+
+    demo = Path(__file__).resolve().parents[2] / "examples" / "demo" / "curriculum.yaml"
+    spec = yaml.safe_load(demo.read_text())["spec"]
+    named = {
+        b["name"]
+        for st in spec["stages"][:2]  # the two pretraining stages
+        for b in (st.get("eval") or {}).get("benchmarks", [])
+    }
+    assert named == set(UNDERSTANDING) and named <= set(TASKS)
+    # Neither a judge (captions) nor a CJK font (synthdog-zh) is needed by the demo.
+    assert all(TASKS[n].kind == "transcription" and TASKS[n].lang == "en" for n in named)
