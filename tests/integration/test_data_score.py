@@ -350,3 +350,22 @@ def test_datajob_yaml_runs_locally_and_as_pods(tmp_path: Path, chat_server: Chat
     assert read_scores(f"{curated}-pod") == read_scores(curated)
     kept = sorted(int(r["id"][1:]) for r in read_scores(curated))
     assert kept == [i for i in range(12) if 1 + i % 5 >= 4]
+
+
+def test_import_datajob_two_indexes_locally(tmp_path: Path) -> None:
+    """A `task: import` DataJob with parallelism 2 through `sailvl run`: index 0 and 1
+    import their tars, the second finalises; the result is the full import (every good
+    row once, every bad row listed with its reason)."""
+    import yaml
+
+    from tests.unit.test_import_fixtures import check_import, write_webdataset
+
+    src, exp = write_webdataset(tmp_path / "wds", shards=3)
+    out = f"file://{tmp_path}/imported"
+    job = {"apiVersion": "sailvl.io/v1alpha1", "kind": "DataJob", "metadata": {"name": "imp"},
+           "spec": {"task": "import", "input": f"file://{src}", "output": out, "parallelism": 2,
+                    "import": {"format": "webdataset", "maxRejectRatio": 1}}}  # fmt: skip
+    path = tmp_path / "import.yaml"
+    path.write_text(yaml.safe_dump(job))
+    assert cli(["run", str(path)]) == 0
+    check_import(out, exp)
