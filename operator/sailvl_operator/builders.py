@@ -88,6 +88,13 @@ class Defaults:
 DEFAULTS = Defaults()
 COMMAND = {"TrainStage": "train", "CaptionJob": "caption", "EvalSuite": "eval", "DataJob": "data"}
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+# Exit code 2 is a configuration error (sailvl train, sailvl data): fail the Job at once,
+# no restart and no per-index retry.
+CONFIG_ERROR_POLICY: dict[str, Any] = {
+    "rules": [
+        {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [c.EXIT_CONFIG_ERROR]}}
+    ]
+}
 # HCCL settings for multi-node Ascend jobs launched torchrun-style (no rank table).
 HCCL_ENV = {
     "HCCL_CONNECT_TIMEOUT": "1200",
@@ -333,15 +340,7 @@ def train_job(
     extra: dict[str, Any] = {
         "backoffLimit": 0,
         "suspend": spec.suspend,
-        # Exit code 2 is a configuration error (sailvl train): fail, do not restart.
-        "podFailurePolicy": {
-            "rules": [
-                {
-                    "action": "FailJob",
-                    "onExitCodes": {"operator": "In", "values": [c.EXIT_CONFIG_ERROR]},
-                }
-            ]
-        },
+        "podFailurePolicy": CONFIG_ERROR_POLICY,
     }
     if spec.active_deadline_seconds:
         extra["activeDeadlineSeconds"] = spec.active_deadline_seconds

@@ -51,14 +51,7 @@ def datajob_job(
         pods.judge_env(judge),
     )
     job["spec"]["template"]["spec"]["containers"][0]["args"] = list(COMMAND)
-    job["spec"]["podFailurePolicy"] = {
-        "rules": [
-            {
-                "action": "FailJob",
-                "onExitCodes": {"operator": "In", "values": [c.EXIT_CONFIG_ERROR]},
-            }
-        ]
-    }
+    job["spec"]["podFailurePolicy"] = b.CONFIG_ERROR_POLICY
     return job
 
 
