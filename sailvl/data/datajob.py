@@ -23,6 +23,7 @@ import argparse
 import importlib
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,32 @@ def _import_defaults() -> Any:
     return ImportSettings()
 
 
-def run_spec(spec: DataJobSpec, index: int, count: int) -> int:
+class JobMetrics:
+    """`sailvl_data_samples_total{task,status}` and `sailvl_data_shards_total{task}` of
+    one DataJob (labels `namespace`, `name` of the resource, not the pod). The score and
+    filter commands call it with each committed shard's statuses (`args.report`); an
+    import is counted from its manifest by the pod that finalises it."""
+
+    _shared: Any = None  # one Metrics per process: the default registry refuses a second
+
+    def __init__(self, task: str, namespace: str, name: str) -> None:
+        from sailvl.runtime.metrics import Metrics, family
+
+        if JobMetrics._shared is None:
+            JobMetrics._shared = Metrics(family("sailvl_data_"))
+        self.task, self.job = task, {"namespace": namespace, "name": name}
+        self.metrics = JobMetrics._shared
+
+    def __call__(self, statuses: Mapping[str, int], shards: int = 1) -> None:
+        m, job = self.metrics, self.job
+        for status, n in statuses.items():
+            if n:
+                m.labels("sailvl_data_samples_total", **job, task=self.task, status=status).inc(n)
+        if shards:
+            m.labels("sailvl_data_shards_total", **job, task=self.task).inc(shards)
+
+
+def run_spec(spec: DataJobSpec, index: int, count: int, report: JobMetrics | None = None) -> int:
     """Run the task of `spec` as shard `index` of `count` through the local command."""
     module = importlib.import_module(MODULES[spec.task])
     parser = argparse.ArgumentParser(prog=f"sailvl data {spec.task}")
@@ -94,7 +120,35 @@ def run_spec(spec: DataJobSpec, index: int, count: int) -> int:
     print(f"sailvl data {spec.task} {' '.join(argv)}", file=sys.stderr)
     args = parser.parse_args(argv)
     args.data_command = spec.task
-    return int(module.main(args) or 0)
+    args.report = report
+    rc = int(module.main(args) or 0)
+    if report is not None and spec.task == "import" and rc == 0:
+        _report_import(spec, index, report)
+    return rc
+
+
+def _report_import(spec: DataJobSpec, index: int, report: JobMetrics) -> None:
+    """An import's per-reason counts, once, by the pod whose run wrote the manifest."""
+    from sailvl.data.dataset import Dataset
+    from sailvl.data.manifest import ManifestError
+
+    try:
+        info = Dataset.open(spec.output).manifest.meta["import"]
+    except (ManifestError, KeyError):
+        return  # another index finalises
+    statuses = {"ok": info["rows_out"], **info["rejected"]}
+    report(statuses, shards=len(info.get("sources") or {}))
+
+
+def _serve_metrics() -> None:
+    from sailvl.runtime.metrics import JOB_METRICS_PORT, serve
+
+    port = int(os.environ.get("SAILVL_METRICS_PORT", JOB_METRICS_PORT))
+    if port > 0:
+        try:
+            serve(port)
+        except (ImportError, OSError) as err:
+            print(f"metrics server not started: {err}", file=sys.stderr)
 
 
 def _env_int(*names: str) -> int | None:
@@ -104,26 +158,31 @@ def _env_int(*names: str) -> int | None:
     return None
 
 
-def _load(path: Path) -> DataJobSpec:
+def _load(path: Path) -> tuple[str, str, DataJobSpec]:
+    """(name, namespace, spec) of a DataJob job config."""
+    import yaml
+
     from sailvl.api.jobconfig import load_job_config
 
-    kind, _, spec = load_job_config(path)
+    kind, name, spec = load_job_config(path)
     if kind != KIND or not isinstance(spec, DataJobSpec):
         raise SpecError([f"kind: {path} holds a {kind}, not a {KIND}"])
-    return spec
+    meta = yaml.safe_load(Path(path).read_text()).get("metadata") or {}
+    return name, str(meta.get("namespace") or "default"), spec
 
 
 def main(args: Any) -> int:
     """`sailvl data job --config FILE` (one pod of the Indexed Job)."""
     try:
-        spec = _load(args.config)
+        name, namespace, spec = _load(args.config)
     except SpecError as err:
         for problem in err.problems:
             print(f"invalid: {problem}", file=sys.stderr)
         return EXIT_INVALID
     index = _env_int("SAILVL_SHARD_INDEX", "JOB_COMPLETION_INDEX") or 0
     count = _env_int("SAILVL_SHARD_COUNT") or spec.parallelism
-    return run_spec(spec, index, count)
+    _serve_metrics()
+    return run_spec(spec, index, count, JobMetrics(spec.task, namespace, name))
 
 
 def _docs(path: Path) -> list[Any]:

@@ -171,6 +171,8 @@ def run(args: Any) -> int:
         print(f"failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
     info = manifest.meta["filter"]
+    if getattr(args, "report", None):  # a DataJob pod's metrics
+        args.report({"ok": info["kept"], **info["dropped"]}, shards=len(manifest.shards))
     print(f"{args.output}: kept {info['kept']} of {info['samples_in']} samples; "
           f"dropped {info['dropped'] or 0}", file=sys.stderr)  # fmt: skip
     print("before:\n" + q.format_table(info["before"]))

@@ -11,15 +11,17 @@ audit) and `score_prompt_version`. Readers that know only the standard columns
 
 Layout and commit (the CaptionJob's rules, `sailvl.caption.shards`). Output shard
 `<output>/<key>` for input shard `<input>/<key>`, written in one atomic object write
-after its rejects sidecar `_score/rejects/<key>.jsonl`: a shard exists exactly when it
-is complete, so a rerun (a restarted pod, a killed command) skips every committed
+after its rejects sidecar `_score/rejects/<key>.jsonl` and its index object
+`_score/index/<key>.json` (rows, bytes, sha256, the Table 2 sums): a shard exists
+exactly when it is complete, so a rerun (a restarted pod, a killed command) skips every committed
 shard and asks the judge only about the others. Pod k of n (`--shard-index`,
 `--shard-count`, an Indexed Job's completion index) scores the input shards at
 manifest positions i % n == k. The pod that finds every shard committed writes
 `rejects.jsonl` (all sidecars, in shard order) and then `manifest.json` (the commit
 point of the whole dataset) with `meta.score`: per-reason counts, the scored share and
-Table 2 style means per collection (the `source` column). The content depends only on
-the committed shards, so pods racing to finalise write identical bytes.
+Table 2 style means per collection (the `source` column), built from the small index
+objects, never by reading the shards back. The content depends only on the committed
+shards, so pods racing to finalise write identical bytes.
 
 Bounded work. At most `--concurrency` requests are in flight (one thread pool for the
 run); each is retried `--retries` times with back-off on transient failures
@@ -41,6 +43,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -54,6 +57,7 @@ SCORE_COLUMNS = tuple(f"score_{c}" for c in q.CRITERIA)
 COLUMNS_ADDED = (*SCORE_COLUMNS, "score_status", "score_reply", "score_prompt_version")
 PLAN = "_score/plan.json"
 SIDECAR = "_score/rejects/{key}.jsonl"
+INDEX = "_score/index/{key}.json"
 REJECTS = "rejects.jsonl"
 REPLY_CHARS = 2000
 EXIT_FAILED, EXIT_INVALID = 1, 2
@@ -122,23 +126,30 @@ def _sidecar(ds: Dataset, index: int, verdicts: list[q.Verdict], ids: list[str])
     return "".join(lines).encode()
 
 
+def _index(table: Any, data: bytes) -> bytes:
+    """The shard's index object: what the manifest and the summary need of it (rows,
+    bytes, sha256, the Table 2 sums), so finalising never reads the shards back."""
+    import hashlib
+
+    cols = ["source", "score_status", *SCORE_COLUMNS]
+    part = q.Table2()
+    part.add(table.select(cols).to_pylist())
+    facts = {"samples": table.num_rows, "bytes": len(data),
+             "sha256": hashlib.sha256(data).hexdigest(), "table2": part.state()}  # fmt: skip
+    return json.dumps(facts).encode()
+
+
 def finalize(in_uri: str, out: Store, keys: list[str], meta: dict[str, Any]) -> Manifest | None:
-    """rejects.jsonl, then manifest.json, once every shard is committed (else None)."""
+    """rejects.jsonl, then manifest.json, once every shard is committed (else None).
+    Reads each shard's index object and rejects sidecar (small), never the shards."""
     if not all(out.exists(k) for k in keys):
         return None
-    import hashlib
-    import io
-
-    import pyarrow.parquet as pq
-
     infos, rejects, table2 = [], [], q.Table2()
     for key in keys:
-        data = out.read_bytes(key)
-        cols = ["source", "score_status", *SCORE_COLUMNS]
-        table = pq.read_table(io.BytesIO(data), columns=cols)
-        table2.add(table.to_pylist())
-        infos.append(ShardInfo(path=key, samples=table.num_rows, bytes=len(data),
-                               sha256=hashlib.sha256(data).hexdigest()))  # fmt: skip
+        facts = json.loads(out.read_bytes(INDEX.format(key=key)))
+        table2.merge(facts["table2"])
+        infos.append(ShardInfo(path=key, samples=facts["samples"], bytes=facts["bytes"],
+                               sha256=facts["sha256"]))  # fmt: skip
         rejects.append(out.read_bytes(SIDECAR.format(key=key)))
     out.write_bytes(REJECTS, b"".join(rejects))
     samples = sum(i.samples for i in infos)
@@ -230,8 +241,12 @@ def _score_all(
                 )
                 continue
             ids = [str(x) for x in table.column("id").to_pylist()]
+            data = sh.table_bytes(table)
             out.write_bytes(SIDECAR.format(key=key), _sidecar(ds, i, verdicts, ids))
-            out.write_bytes(key, sh.table_bytes(table))  # the shard's commit point
+            out.write_bytes(INDEX.format(key=key), _index(table, data))
+            out.write_bytes(key, data)  # the shard's commit point
+            if getattr(args, "report", None):  # a DataJob pod's metrics
+                args.report(Counter(v.status for v in verdicts))
             done += len(verdicts)
             rate = done / max(time.monotonic() - t0, 1e-6)
             print(f"score: {key} committed ({done} samples, {rate:.1f}/s)", file=sys.stderr)

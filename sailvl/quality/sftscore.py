@@ -147,6 +147,21 @@ class Table2:
             for crit in CRITERIA:
                 acc[crit] += float(row[f"score_{crit}"])
 
+    def state(self) -> dict[str, Any]:
+        """The accumulated sums as JSON (a shard's part, merged later by `merge`)."""
+        return {"count": self.count, "sums": self.sums, "failed": dict(self.failed)}
+
+    def merge(self, state: dict[str, Any]) -> None:
+        """Add another accumulator's `state()`."""
+        for src, (samples, scored) in state["count"].items():
+            n = self.count.setdefault(src, [0, 0])
+            n[0], n[1] = n[0] + samples, n[1] + scored
+        for src, sums in state["sums"].items():
+            acc = self.sums.setdefault(src, dict.fromkeys(CRITERIA, 0.0))
+            for crit in CRITERIA:
+                acc[crit] += sums[crit]
+        self.failed.update(state["failed"])
+
     def result(self) -> dict[str, dict[str, Any]]:
         return {
             src: {

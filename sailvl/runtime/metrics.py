@@ -155,6 +155,18 @@ _SPECS: tuple[MetricSpec, ...] = (
         "Caption throughput of this worker over the last interval.",
     ),
     _h("sailvl_caption_batch_duration_seconds", "Wall time of one engine batch.", _STEP_BUCKETS),
+    # --- data jobs (sailvl data job: a DataJob's pods) ---
+    _c(
+        "sailvl_data_samples_total",
+        "Samples a data job finished, by task (import, score, filter) and status: ok, or why "
+        "the sample was rejected, not scored or dropped (non_json, timeout, below_min:relevance, ...).",
+        (*_JOB, "task", "status"),
+    ),
+    _c(
+        "sailvl_data_shards_total",
+        "Output shards (import: input files) a data job committed, by task.",
+        (*_JOB, "task"),
+    ),
     # --- storage (every job process; sailvl.storage.retry counts, the pod labels say whose) ---
     _c(
         "sailvl_storage_retries_total",

@@ -317,7 +317,9 @@ def test_parse_reply(reply: str, status: str) -> None:
     assert (v.scores is not None) == (status == "ok")
 
 
-def test_datajob_yaml_runs_locally_and_as_pods(tmp_path: Path, chat_server: ChatServer) -> None:
+def test_datajob_yaml_runs_locally_and_as_pods(
+    tmp_path: Path, chat_server: ChatServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`sailvl run` of a score DataJob (every index in turn), then the filter DataJob's
     job config through `sailvl data job --config` as its pod runs it."""
     import yaml
@@ -346,8 +348,27 @@ def test_datajob_yaml_runs_locally_and_as_pods(tmp_path: Path, chat_server: Chat
                    filter={"min": {"difficulty": 4}})  # fmt: skip
     cfg = tmp_path / "job.yaml"
     cfg.write_text(dump_job_config(job_config("DataJob", "filter2", "ns", parse_resource(pod)[2])))
+    monkeypatch.setenv("SAILVL_METRICS_PORT", "0")  # the registry is read directly
     assert cli(["data", "job", "--config", str(cfg)]) == 0
     assert read_scores(f"{curated}-pod") == read_scores(curated)
+    from prometheus_client import REGISTRY
+
+    job = {"namespace": "ns", "name": "filter2", "task": "filter"}
+    kept = len(read_scores(curated))
+    assert REGISTRY.get_sample_value("sailvl_data_samples_total", {**job, "status": "ok"}) == kept
+    dropped = REGISTRY.get_sample_value(
+        "sailvl_data_samples_total", {**job, "status": "below_min:difficulty"}
+    )
+    assert dropped == 12 - kept
+    score2 = dict(score, metadata={"name": "score2"})
+    score2["spec"] = {**score["spec"], "output": f"{scored}-pod", "parallelism": 1}
+    cfg.write_text(
+        dump_job_config(job_config("DataJob", "score2", "ns", parse_resource(score2)[2]))
+    )
+    assert cli(["data", "job", "--config", str(cfg)]) == 0
+    job = {"namespace": "ns", "name": "score2", "task": "score"}
+    assert REGISTRY.get_sample_value("sailvl_data_samples_total", {**job, "status": "ok"}) == 12
+    assert REGISTRY.get_sample_value("sailvl_data_shards_total", job) == 3
     kept = sorted(int(r["id"][1:]) for r in read_scores(curated))
     assert kept == [i for i in range(12) if 1 + i % 5 >= 4]
 
