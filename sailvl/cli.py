@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("train", "caption", "eval"):
         j = sub.add_parser(name, help=f"run a {name} job from its job config")
         j.add_argument("--config", required=True, type=Path)
-    r = sub.add_parser("run", help="run a Curriculum on this machine (no cluster)")
+    r = sub.add_parser("run", help="run a Curriculum or Experiment on this machine (no cluster)")
     r.add_argument("file", type=Path)
     r.add_argument("--runs", type=Path, default=Path("runs"), help="local run root")
     r.add_argument("--storage", help="override storage URI (e.g. s3://bucket/prefix)")
@@ -50,8 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of the random draw")
     s.add_argument("--lang", default="auto")
     s.add_argument("--column", default="caption")
-    rep = sub.add_parser("report", help="scaling-law report over eval results")
-    rep.add_argument("results", nargs="+", help="results.json files or folders")
+    rep = sub.add_parser("report", help="scaling-law report over eval results, or an experiment's")
+    rep.add_argument(
+        "results", nargs="+", help="results.json files or folders, or Experiment run folders"
+    )
     rep.add_argument("--out", type=Path, default=Path("report"))
     g = sub.add_parser("gen-data", help="write a synthetic dataset and benchmarks")
     g.add_argument("out")

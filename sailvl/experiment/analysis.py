@@ -13,7 +13,8 @@ that message. Scores are on the 0-100 scale; deltas are in points.
   Kendall tau-b and Spearman rho over the candidates scored at both. A tau below
   ``minKendallTau`` is condition ``RankAgreement=False`` (reason ``RankDisagreement``),
   the paper's stated assumption (Figure 4) failing, which the operator also posts as a
-  Warning event.
+  Warning event; so is a size at which every candidate scored the same (reason
+  ``RankUndetermined``: the subset cannot rank them).
 - composition: the effect of each reduction (score - base); a group whose reduction
   did not hurt (effect >= -tolerance) keeps the reduced share in the proposed mixture,
   given as a ready ``data:`` list.
@@ -44,6 +45,7 @@ from .trials import Results, Trial, last_eval, metric_value, trial_steps
 
 COND_RANK_AGREEMENT = "RankAgreement"
 REASON_RANK_DISAGREEMENT = "RankDisagreement"
+REASON_RANK_UNDETERMINED = "RankUndetermined"
 
 Analysis = tuple[dict[str, Any], str | None, list[tuple[str, str, str, str]], str | None]
 
@@ -123,6 +125,19 @@ def quick_quality(
         except ValueError:
             entry["kendallTau"] = entry["spearman"] = None
         agreement.append(entry)
+    for n in sizes:
+        at = list(scored[n].values())
+        if len(at) >= 2 and len(set(at)) == 1:
+            conditions.append(
+                (
+                    COND_RANK_AGREEMENT,
+                    "False",
+                    REASON_RANK_UNDETERMINED,
+                    f"every candidate scored {at[0]:.2f} at {n} samples: the subset "
+                    "cannot rank them (train longer or evaluate on more rows)",
+                )
+            )
+            break
     if agreement:
         decision["agreement"] = agreement
         bad = [
@@ -144,7 +159,7 @@ def quick_quality(
                     "small to judge these collections",
                 )
             )
-        elif all(a["kendallTau"] is not None for a in agreement) and final:
+        elif all(a["kendallTau"] is not None for a in agreement) and final and not conditions:
             taus = ", ".join(f"{a['kendallTau']:.2f}" for a in agreement)
             conditions.append(
                 (COND_RANK_AGREEMENT, "True", COND_RANK_AGREEMENT, f"Kendall tau {taus}")
@@ -157,9 +172,10 @@ def quick_quality(
             conditions,
             (f"fewer than two candidates were scored at {largest} samples" if final else None),
         )
+    tied = [k for k in order[1:] if top[k] == top[best]]
     decision["summary"] = (
-        f"best {best} ({top[best]:.2f} {exp.selection.metric} at {largest} samples); "
-        f"ranking {' > '.join(order)}"
+        f"best {best} ({top[best]:.2f} {exp.selection.metric} at {largest} samples"
+        f"{', tied with ' + ', '.join(tied) if tied else ''}); ranking {' > '.join(order)}"
     )
     return decision, best, conditions, None
 

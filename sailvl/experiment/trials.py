@@ -321,7 +321,8 @@ def trial_tokens(exp: ExperimentSpec, trial: Trial, states: dict[str, ChildState
     tokens its training steps reported."""
     if exp.strategy.checkpoint_scaling is not None and "tokens" in trial.variant:
         return int(trial.variant["tokens"])
-    total = [s.tokens for s in states.values() if s.tokens is not None]
+    train = {s.name for s in trial_steps(exp, trial) if s.kind == "TrainStage"}
+    total = [s.tokens for n, s in states.items() if n in train and s.tokens is not None]
     return sum(total) if total else None
 
 

@@ -76,6 +76,15 @@ class LocalExecutor:
         self.display = display
         self.lock = lock
         self.poll = 0.5
+        self.stopping = False  # set by stop(), from another thread
+
+    def stop(self) -> None:
+        """Ask the step running in a worker thread to stop (the main thread's Ctrl-C
+        while an Experiment runs several executors, one per trial): the worker stops its
+        child's process group within one poll and raises KeyboardInterrupt instead of
+        recording the step, so a rerun starts it again, as after an interrupted
+        curriculum step. Wait for the worker to return."""
+        self.stopping = True
 
     def run(self) -> int:
         """Run until the curriculum succeeds (0) or fails (1)."""
@@ -113,6 +122,8 @@ class LocalExecutor:
         return self.run_step(Step(BASELINE, "EvalSuite", None), spec)
 
     def run_step(self, step: Step, spec: Any = None) -> StepRecord:
+        if self.stopping:
+            raise KeyboardInterrupt(step.name)
         folder = self.workdir / "local" / step.name
         folder.mkdir(parents=True, exist_ok=True)
         spec = spec if spec is not None else self.spec_for(step)
@@ -133,6 +144,8 @@ class LocalExecutor:
         for attempt in range(attempts):
             rc, spent = self._run_child(step, folder, status_file, cfg["spec"], rec, attempt)
             seconds += spent
+            if self.stopping:
+                raise KeyboardInterrupt(step.name)
             if rc in (0, 2) or attempt + 1 == attempts:
                 break
             rec.restarts += 1  # over the stage's life, reruns included
@@ -213,6 +226,10 @@ class LocalExecutor:
                 if self.lock is not None:
                     self.lock.record(step.name, proc.pid)  # its session: pgid == pid
                 while proc.poll() is None:
+                    if self.stopping:
+                        _stop(proc)
+                        proc.wait()
+                        break
                     time.sleep(self.poll)
                     self._observe(step, status_file, rec, time.monotonic() - start)
             except KeyboardInterrupt:

@@ -1,4 +1,4 @@
-"""``sailvl run FILE``: the whole curriculum on this machine.
+"""``sailvl run FILE``: a whole Curriculum, or an Experiment's trials, on this machine.
 
 Stopping: Ctrl-C (SIGINT), ``kill`` (SIGTERM) and a closed terminal (SIGHUP) are one
 path. The handlers below raise :class:`Interrupted`, a KeyboardInterrupt, wherever the
@@ -73,7 +73,7 @@ def main(args: Any) -> int:
     try:
         name, spec, obj = load(args.file, args.runs, args.storage)
     except SpecError as err:
-        print(f"invalid curriculum {args.file}:", file=sys.stderr)
+        print(f"invalid resource {args.file}:", file=sys.stderr)
         for problem in err.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
@@ -104,6 +104,8 @@ def main(args: Any) -> int:
 
 
 def _run(name: str, spec: Any, obj: dict[str, Any], workdir: Path, lock: Any) -> int:
+    from sailvl.api.experiment import ExperimentSpec
+
     from .display import Display
     from .executor import LocalExecutor
 
@@ -114,6 +116,8 @@ def _run(name: str, spec: Any, obj: dict[str, Any], workdir: Path, lock: Any) ->
 
         with display.console.status("generating synthetic data and the initial model"):
             ensure_assets(spec.storage.uri, setup)
+    if isinstance(spec, ExperimentSpec):
+        return _run_experiment(name, spec, workdir, lock, display.console)
     with display:
         ex = LocalExecutor(name, spec, workdir, display, lock=lock)
         ex.baseline()
@@ -125,3 +129,24 @@ def _run(name: str, spec: Any, obj: dict[str, Any], workdir: Path, lock: Any) ->
     display.console.print(f"[bold]{name}[/]: {result.get('message', '')}")
     display.console.print(f"report: {report}")
     return rc
+
+
+def _run_experiment(name: str, spec: Any, workdir: Path, lock: Any, console: Any) -> int:
+    """The trials under the parallelism limit (sailvl/experiment/local.py), then the
+    report; exit 0 when the strategy decided, 1 when it could not."""
+    from sailvl.experiment.local import run_experiment
+    from sailvl.experiment.report import write_report
+    from sailvl.experiment.trials import trials
+
+    console.print(
+        f"[bold]{name}[/]: {spec.strategy.kind}, {len(trials(spec))} trials, "
+        f"parallelism {spec.parallelism}"
+    )
+    result = run_experiment(spec, workdir, name, lock=lock, say=console.print)
+    report = write_report(workdir, result)
+    console.print(f"[bold]{name}[/]: {result.phase}: {result.message}")
+    for ctype, status, reason, message in result.conditions:
+        if status == "False":
+            console.print(f"[yellow]warning[/] {ctype} ({reason}): {message}")
+    console.print(f"report: {report}")
+    return 0 if result.ok else 1

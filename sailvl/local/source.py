@@ -1,4 +1,5 @@
-"""Load a curriculum file for a local run: placeholders, storage, line-numbered errors.
+"""Load a Curriculum or Experiment file for a local run: placeholders, storage, errors
+with line numbers.
 
 ``${RUN}`` in the file is replaced by the run's storage URI before validation, so an
 example can place its data next to its outputs (``${RUN}/data/ocr``). Errors name the
@@ -15,8 +16,10 @@ import yaml
 
 from sailvl.api import SpecError, parse_resource
 from sailvl.api.curriculum import CurriculumSpec
+from sailvl.api.experiment import ExperimentSpec
 
 PLACEHOLDER = "${RUN}"
+RUNNABLE = ("Curriculum", "Experiment")
 
 
 def default_storage(runs: Path, name: str) -> str:
@@ -52,8 +55,11 @@ def with_lines(text: str, err: SpecError) -> list[str]:
     return out
 
 
-def load(file: Path, runs: Path, storage: str | None) -> tuple[str, CurriculumSpec, dict[str, Any]]:
-    """(name, spec, raw object) of a curriculum file; :class:`SpecError` with lines."""
+def load(
+    file: Path, runs: Path, storage: str | None
+) -> tuple[str, CurriculumSpec | ExperimentSpec, dict[str, Any]]:
+    """(name, spec, raw object) of a Curriculum or Experiment file; :class:`SpecError`
+    with lines."""
     try:
         text = file.read_text()
         raw = yaml.safe_load(text)
@@ -62,18 +68,20 @@ def load(file: Path, runs: Path, storage: str | None) -> tuple[str, CurriculumSp
     except yaml.YAMLError as err:
         raise SpecError([f"{file}: not valid YAML: {err}"]) from None
     if not isinstance(raw, dict):
-        raise SpecError([f"{file}: expected one Curriculum object"])
+        raise SpecError([f"{file}: expected one Curriculum or Experiment object"])
     name = str((raw.get("metadata") or {}).get("name") or "run")
     uri = storage or default_storage(runs, name)
     text = text.replace(PLACEHOLDER, uri.rstrip("/"))
     obj = yaml.safe_load(text)
     if isinstance(obj.get("spec"), dict) and isinstance(obj["spec"].get("storage"), dict):
         obj["spec"]["storage"]["uri"] = uri
-    if obj.get("kind") != "Curriculum":
-        raise SpecError([f"kind: sailvl run takes a Curriculum, got {obj.get('kind')!r}"])
+    if obj.get("kind") not in RUNNABLE:
+        raise SpecError(
+            [f"kind: sailvl run takes a Curriculum or an Experiment, got {obj.get('kind')!r}"]
+        )
     try:
         _, name, spec = parse_resource(obj)
     except SpecError as err:
         raise SpecError(with_lines(text, err)) from None
-    assert isinstance(spec, CurriculumSpec)
+    assert isinstance(spec, CurriculumSpec | ExperimentSpec)
     return name, spec, obj
