@@ -406,7 +406,14 @@ def _sharded_job(
 def caption_job(
     name: str, namespace: str, spec: CaptionJobSpec, defaults: Defaults = DEFAULTS
 ) -> dict[str, Any]:
-    """One index per pod over the input shards (shard i goes to index i % parallelism)."""
+    """One index per pod (``parallelism`` indexes, all running at once). Pods claim the
+    input shards dynamically on the output store (``sailvl.caption.claims``), or take
+    shards i % parallelism == k with ``assignment: static``. The shard count never
+    reaches the Job: 30,000 shards are still ``parallelism`` (<= 10,000) completions,
+    inside Kubernetes' Indexed Job limits (pkg/apis/batch/validation: parallelism and
+    maxFailedIndexes <= 100,000; with ``backoffLimitPerIndex`` and completions above
+    100,000, parallelism and maxFailedIndexes <= 10,000). A crashed pod's index is
+    retried on its own and resumes that pod's claims."""
     return _sharded_job(
         "CaptionJob",
         name,

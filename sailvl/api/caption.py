@@ -113,6 +113,16 @@ class CaptionJobSpec(ApiModel):
     filter: FilterSettings = Field(default_factory=FilterSettings)
     """Caption filters (length, duplicates)."""
     parallelism: PositiveInt = Field(default=1, le=10000, description="Pods (Job indexes).")
+    assignment: Literal["dynamic", "static"] = "dynamic"
+    """How pods get shards: dynamic (default: each pod claims the next free shard on the
+    output store, so fast pods take more and a straggler's shard is taken over) or static
+    (pod k takes shards i with i % parallelism == k)."""
+    claim_timeout_seconds: int = Field(default=7200, ge=10, le=7 * 86400)
+    """Dynamic assignment: a shard claimed longer than this may be taken over by an idle pod;
+    the first commit wins. Set it to 2-3 times a shard's normal duration (default 7200)."""
+    max_takeovers: int = Field(default=1, ge=0, le=9)
+    """Dynamic assignment: how many times one shard may be taken over (0 to 9; 0 = never
+    run a shard twice at once; default 1)."""
     shard_retries: int = Field(default=2, ge=0, le=20, description="Retries per shard.")
     backoff_limit_per_index: int = Field(default=2, ge=0, le=20)
     """Pod retries per Job index before the index counts as failed (0 to 20; default 2)."""

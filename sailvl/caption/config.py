@@ -135,7 +135,13 @@ class CaptionConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     shard_index: int = -1  # this pod's index k; -1 = env JOB_COMPLETION_INDEX (else 0)
-    shard_count: int = 1  # number of pods; pod k handles input shards i with i % count == k
+    shard_count: int = 1  # number of pods (Job indexes)
+    # dynamic: pods claim shards on the output store (sailvl.caption.claims); static: pod k
+    # handles input shards i with i % shard_count == k.
+    assignment: str = "dynamic"
+    claim_timeout_s: float = 7200.0  # dynamic: a claim older than this may be taken over
+    max_takeovers: int = 1  # dynamic: takeovers per shard (0 = stragglers never duplicated)
+    claim_poll_s: float = 5.0  # dynamic: how often a pod standing by at the tail looks again
     shard_retries: int = 2  # extra attempts for a shard whose processing raised
     prefetch_shards: int = 1  # decoded shards buffered ahead of generation
     stats_sample: int = 0  # output captions sampled for Table 1 stats in status; 0 = off
@@ -159,6 +165,10 @@ class CaptionConfig:
         if self.shard_index < 0:
             self.shard_index = int(os.environ.get("JOB_COMPLETION_INDEX", "0"))
         _check(self.shard_index < self.shard_count, "shard_index", "must be < shard_count")
+        _check(self.assignment in ("dynamic", "static"), "assignment", "dynamic or static")
+        _check(self.claim_timeout_s > 0, "claim_timeout_s", "must be > 0")
+        _check(0 <= self.max_takeovers <= 9, "max_takeovers", "0..9")
+        _check(self.claim_poll_s > 0, "claim_poll_s", "must be > 0")
         _check(self.shard_retries >= 0, "shard_retries", "must be >= 0")
         _check(self.prefetch_shards >= 1, "prefetch_shards", "must be >= 1")
         _check(self.stats_sample >= 0, "stats_sample", "must be >= 0")

@@ -7,7 +7,11 @@ metadata, resolved camelCase spec). `config_from_spec` maps the spec onto
 Status. Every pod writes its own counters to `<output>/_progress/pod-<k>.json` and
 merge-patches the CaptionJob status with the *sum over all pods' files* (so pods never
 overwrite each other's counts with their own partial ones): shardsTotal, shardsDone,
-shardsFailed, samples, samplesPerSecond. When the output is complete (the pod that
+shardsFailed, samples, samplesPerSecond. Under dynamic assignment every pod sees the
+whole job, so shardsTotal is the job's shard count and shardsDone the number of index
+objects (one listing of `_index/`: each committed shard has exactly one), and the final
+samples come from the output manifest. Status stays a handful of numbers whatever the
+shard count: nothing per shard or per pod is written to the resource. When the output is complete (the pod that
 writes the output manifest), it also reports Table 1 statistics of `statsSample` output
 captions as `stats` (`<lang>_<field>`: e.g. `en_avg_length`, `zh_uniq_noun`).
 """
@@ -56,6 +60,9 @@ def config_from_spec(spec: Any, name: str = "", namespace: str = "") -> CaptionC
                 "dedup": "exact" if f.dedup else "none",
             },
             "shard_count": spec.parallelism,
+            "assignment": spec.assignment,
+            "claim_timeout_s": float(spec.claim_timeout_seconds),
+            "max_takeovers": spec.max_takeovers,
             "shard_retries": spec.shard_retries,
             "stats_sample": spec.stats_sample,
             "job_name": name,
@@ -66,19 +73,48 @@ def config_from_spec(spec: Any, name: str = "", namespace: str = "") -> CaptionC
 
 def aggregate(out_store: Any) -> dict[str, Any]:
     """Sum the per-pod progress files into CaptionJob status fields (camelCase)."""
+    from sailvl.caption.shards import indexed_outputs
+
     tot = {"shardsTotal": 0, "shardsDone": 0, "shardsFailed": 0, "samples": 0}
     rate = 0.0
+    dynamic = 0
     for key in out_store.list("_progress/"):
         try:
             snap = json.loads(out_store.read_bytes(key))
         except Exception:  # noqa: BLE001 - a torn or foreign file is skipped
+            continue
+        if snap.get("assignment") == "dynamic":  # every pod counts the whole job
+            dynamic = max(dynamic, snap.get("shards_total", 0))
+            tot["shardsFailed"] += snap.get("shards_failed", 0)
+            tot["samples"] += snap.get("samples", 0)
+            rate += snap.get("samples_per_second", 0.0)
             continue
         tot["shardsTotal"] += snap.get("shards_total", 0)
         tot["shardsDone"] += snap.get("shards_done", 0)
         tot["shardsFailed"] += snap.get("shards_failed", 0)
         tot["samples"] += snap.get("samples", 0)
         rate += snap.get("samples_per_second", 0.0)
+    if dynamic:
+        tot["shardsTotal"] += dynamic
+        tot["shardsDone"] += len(indexed_outputs(out_store))
     return {**tot, "samplesPerSecond": round(rate, 3)}
+
+
+def _captioned(out_store: Any) -> int:
+    """Samples captioned over the whole output, from the index objects (read in parallel
+    by the manifest writer moments before; small)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sailvl.caption.shards import INDEX
+
+    keys = [k for k in out_store.list(INDEX) if k.endswith(".json")]
+
+    def one(key: str) -> int:
+        facts = json.loads(out_store.read_bytes(key))
+        return int(facts.get("captioned", facts.get("samples", 0)))
+
+    with ThreadPoolExecutor(16) as pool:
+        return sum(pool.map(one, keys))
 
 
 def run_job(cfg: CaptionConfig, reporter: Any = None, backend: Any = None) -> int:
@@ -96,6 +132,8 @@ def run_job(cfg: CaptionConfig, reporter: Any = None, backend: Any = None) -> in
     if reporter is None:
         return rc
     fields = aggregate(out_store)
+    if rc == 0 and cfg.assignment == "dynamic" and out_store.exists("manifest.json"):
+        fields["samples"] = _captioned(out_store)
     if rc == 0 and cfg.stats_sample and out_store.exists("manifest.json"):
         try:
             from sailvl.quality.stats import dataset_stats

@@ -7,7 +7,8 @@ writes status or logs never races the pipeline.
 
 Metrics mirror the record through the project's metric catalogue
 (`sailvl.runtime.metrics`, family `sailvl_caption_`): `sailvl_caption_samples_total`,
-`sailvl_caption_shards_total{state}` (committed | skipped | failed),
+`sailvl_caption_shards_total{state}` (committed | skipped | failed | superseded: a
+taken-over shard another pod committed first),
 `sailvl_caption_failures_total{reason}`, the gauge `sailvl_caption_samples_per_second`
 and the histogram `sailvl_caption_batch_duration_seconds`, all labelled with the
 CaptionJob's namespace and name. Without prometheus_client the record still counts;
@@ -45,12 +46,18 @@ class Progress:
     """Thread-safe counters of one worker run (and their Prometheus mirror)."""
 
     def __init__(
-        self, shards_total: int, *, job: tuple[str, str] = ("", ""), registry: Any = None
+        self,
+        shards_total: int,
+        *,
+        job: tuple[str, str] = ("", ""),
+        registry: Any = None,
+        assignment: str = "static",
     ) -> None:
+        self.assignment = assignment
         self._lock = threading.Lock()
         self._t0 = time.monotonic()
         self.shards_total = shards_total
-        self.shards: Counter[str] = Counter()  # committed | skipped | failed
+        self.shards: Counter[str] = Counter()  # committed | skipped | failed | superseded
         self.samples = 0  # rows that got a kept caption
         self.processed = 0  # rows generated (kept or rejected), for throughput
         self.failures: Counter[str] = Counter()
@@ -87,6 +94,8 @@ class Progress:
                 "shards_done": self.shards["committed"] + self.shards["skipped"],
                 "shards_skipped": self.shards["skipped"],
                 "shards_failed": self.shards["failed"],
+                "shards_superseded": self.shards["superseded"],
+                "assignment": self.assignment,
                 "samples": self.samples,
                 "processed": self.processed,
                 "failures": dict(self.failures),

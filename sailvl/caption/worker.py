@@ -21,8 +21,15 @@ Sample-level failures never fail a shard: a broken or missing image (`broken_ima
 the reason in `caption_status` (filter.failed_rows = mark, the default, which keeps
 every input id exactly once in the output) or left out (drop).
 
-Exactly once: an output shard is one atomic object; a pod killed mid-shard leaves no
-output for it, and the rerun regenerates it whole.
+Assignment. With `assignment: dynamic` (the default) the prefetch thread asks the
+`Claimer` (`sailvl.caption.claims`) for the next shard whenever it has room, so a fast pod
+takes more shards and a slow one fewer, and a shard held too long is taken over; with
+`static`, pod k takes the shards i % n == k.
+
+Exactly once: an output shard is one atomic object, created only if absent
+(`shards.commit_shard`: the first commit wins, a taken-over straggler's late result is
+counted `superseded` and dropped); a pod killed mid-shard leaves no output for it, and
+the shard is claimed again and regenerated whole.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +48,7 @@ from typing import Any
 
 from sailvl.caption import shards as sh
 from sailvl.caption.backends import CaptionBackend
+from sailvl.caption.claims import Claimer
 from sailvl.caption.config import CaptionConfig
 from sailvl.caption.postfilter import OK, PostFilter
 from sailvl.caption.progress import Progress
@@ -55,6 +64,7 @@ class Work:
     """One shard moving through the pipeline."""
 
     key: str
+    gen: int = 0  # claim generation (dynamic assignment)
     table: Any = None
     items: list[tuple[int, Any]] = field(default_factory=list)  # (row, prepared)
     kinds: list[str] = field(default_factory=list)  # prompt kind per row
@@ -102,14 +112,32 @@ class CaptionWorker:
         self.on_progress = on_progress
         self.attempts = cfg.shard_retries + 1
         self.keys = sh.shard_keys(in_store, cfg.input_format)
-        self.mine = sh.assigned(self.keys, cfg.shard_index, cfg.shard_count)
+        self.out_keys = {k: self._out_key(k) for k in self.keys}
+        self.claimer: Claimer | None = None
+        if cfg.assignment == "dynamic":
+            self.mine = list(self.keys)
+            self.claimer = Claimer(
+                out_store,
+                self.keys,
+                self._committed_inputs,
+                index=cfg.shard_index,
+                count=cfg.shard_count,
+                timeout_s=cfg.claim_timeout_s,
+                max_takeovers=cfg.max_takeovers,
+                poll_s=cfg.claim_poll_s,
+            )
+        else:
+            self.mine = sh.assigned(self.keys, cfg.shard_index, cfg.shard_count)
         self.progress = Progress(
-            len(self.mine), job=(cfg.job_namespace, cfg.job_name), registry=registry
+            len(self.mine),
+            job=(cfg.job_namespace, cfg.job_name),
+            registry=registry,
+            assignment=cfg.assignment,
         )
 
     # -- stage 1: read + decode + prepare -------------------------------------------
-    def load(self, key: str) -> Work:
-        work = Work(key=key)
+    def load(self, key: str, gen: int = 0) -> Work:
+        work = Work(key=key, gen=gen)
         try:
             data = _retry(lambda: self.in_store.read_bytes(key), self.attempts, f"read {key}")
             if self.cfg.input_format == "dataset":
@@ -186,9 +214,24 @@ class CaptionWorker:
             "caption_prompt_version": [self.cfg.prompt.version] * len(rows),
             "caption_prompt_kind": [work.kinds[r] for r in rows],
         }
-        data = sh.table_bytes(sh.build_output(work.table, rows, extra))
-        out_key = self._out_key(work.key)
-        _retry(lambda: self.out_store.write_bytes(out_key, data), self.attempts, f"write {out_key}")
+        # The attempt's id in the file's metadata makes its bytes unique, so a commit that
+        # lost to an identical twin (a taken-over shard) is told apart from our own
+        # commit whose answer was lost (`create_once` compares bytes).
+        table = sh.build_output(work.table, rows, extra)
+        meta = {**(table.schema.metadata or {}), b"sailvl.attempt": uuid.uuid4().hex.encode()}
+        data = sh.table_bytes(table.replace_schema_metadata(meta))
+        out_key = self.out_keys[work.key]
+        facts = sh.shard_facts(data, rows=len(rows), captioned=n - len(work.status), gen=work.gen)
+        won = _retry(
+            lambda: sh.commit_shard(self.out_store, out_key, data, facts),
+            self.attempts,
+            f"write {out_key}",
+        )
+        if not won:  # taken over and committed by another pod first: ours is dropped
+            log.info("shard %s: committed by another pod first; result dropped", work.key)
+            self.progress.shard("superseded")
+            self._report()
+            return
         self.progress.add(
             captioned=n - len(work.status), processed=n, failures=Counter(work.status.values())
         )
@@ -210,7 +253,12 @@ class CaptionWorker:
 
         return output_key(key, self.cfg.input_format)
 
+    def _committed_inputs(self) -> set[str]:
+        done = sh.indexed_outputs(self.out_store)
+        return {k for k in self.keys if self.out_keys[k] in done}
+
     def pending(self) -> list[str]:
+        """Static assignment: this pod's shards not committed yet."""
         todo = []
         for key in self.mine:
             if self.out_store.exists(self._out_key(key)):
@@ -219,24 +267,42 @@ class CaptionWorker:
                 todo.append(key)
         return todo
 
+    def todo(self) -> Iterator[tuple[str, int]]:
+        """(shard, claim generation) to caption, in turn: this pod's pending shards
+        (static), or the shards the claimer hands out, claimed one at a time (dynamic)."""
+        if self.claimer is None:
+            yield from ((key, 0) for key in self.pending())
+            return
+        while (claim := self.claimer.next()) is not None:
+            out_key = self.out_keys[claim.key]
+            if self.out_store.exists(out_key):  # committed since the claimer's listing
+                sh.ensure_index(self.out_store, out_key)
+                self.progress.shard("skipped")
+                continue
+            yield claim.key, claim.gen
+
     def run_sequential(self) -> dict[str, Any]:
         """The baseline: each shard read, generated and written in turn, no overlap."""
-        for key in self.pending():
-            self._generate_into(self.load(key), self.commit, "generate/write")
+        for key, gen in self.todo():
+            self._generate_into(self.load(key, gen), self.commit, "generate/write")
         return self._finish()
 
     def run(self) -> dict[str, Any]:
         """The pipelined run (see the module docstring); returns the final snapshot."""
-        todo = self.pending()
+        todo = self.todo()
         loaded: queue.Queue[Any] = queue.Queue(maxsize=self.cfg.prefetch_shards)
         ready: queue.Queue[Any] = queue.Queue(maxsize=2)
         stop = threading.Event()
 
         def prefetch() -> None:
-            for key in todo:
-                if stop.is_set():
-                    break
-                loaded.put(self.load(key))
+            try:
+                for key, gen in todo:
+                    if stop.is_set():
+                        break
+                    loaded.put(self.load(key, gen))
+            except Exception as exc:  # noqa: BLE001 - the store failed while claiming
+                log.error("claiming shards failed: %r", exc)
+                self.progress.shard("failed")
             loaded.put(_END)
 
         def writer() -> None:
@@ -282,10 +348,12 @@ class CaptionWorker:
 
     def _finish(self) -> dict[str, Any]:
         snap = self.progress.snapshot()
+        if self.claimer is not None:
+            snap["claims"] = dict(self.claimer.stats)
         if snap["shards_failed"] == 0:
             try:
                 snap["manifest_written"] = sh.write_output_manifest(
-                    self.in_store, self.out_store, [self._out_key(k) for k in self.keys]
+                    self.in_store, self.out_store, [self.out_keys[k] for k in self.keys]
                 )
             except Exception as exc:  # noqa: BLE001 - next pod to finish retries it
                 log.warning("output manifest not written: %s", exc)

@@ -9,6 +9,7 @@ backends import them when a store is first used.
 from __future__ import annotations
 
 from sailvl.storage.base import (
+    ExclusiveStore,
     NotFoundError,
     StorageError,
     Store,
@@ -20,15 +21,18 @@ from sailvl.storage.commit import (
     COMMIT_MARKER,
     commit_unit,
     committed_units,
+    create_once,
     is_committed,
     mark_committed,
     read_latest,
+    supports_create_once,
     write_latest,
 )
 from sailvl.storage.retry import RetryConfig, RetryingStore
 
 __all__ = [
     "COMMIT_MARKER",
+    "ExclusiveStore",
     "NotFoundError",
     "RetryConfig",
     "RetryingStore",
@@ -37,12 +41,14 @@ __all__ = [
     "TransientStorageError",
     "commit_unit",
     "committed_units",
+    "create_once",
     "is_committed",
     "join",
     "mark_committed",
     "open_store",
     "read_latest",
     "split_uri",
+    "supports_create_once",
     "write_latest",
 ]
 

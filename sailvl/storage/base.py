@@ -65,6 +65,25 @@ class Store(Protocol):
     def open(self, key: str) -> BinaryIO: ...
 
 
+@runtime_checkable
+class ExclusiveStore(Protocol):
+    """A store that can also create a key only if it does not exist yet (an optional
+    eighth member, outside `Store` so stores written before it stay valid).
+
+    - `create_exclusive(key, data)` writes `data` under `key` atomically, as
+      `write_bytes` does, if and only if `key` does not exist; returns True if this call
+      created it and False if the key already existed (nothing is written then). Of
+      several concurrent callers exactly one gets True. Mechanisms: `link(2)` of a temp
+      file on local file systems, `If-None-Match: *` on S3's PutObject /
+      CompleteMultipartUpload, HDFS rename without overwrite.
+
+    Claims and first-commit-wins commits are built on it (`sailvl.storage.commit.
+    create_once`, `sailvl.caption.claims`).
+    """
+
+    def create_exclusive(self, key: str, data: bytes) -> bool: ...
+
+
 def split_uri(uri: str) -> tuple[str, str]:
     """Split a URI into (scheme, rest). A plain path is `file`."""
     if "://" not in uri:

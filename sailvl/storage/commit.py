@@ -8,6 +8,14 @@ and rewrites the marker, so a retried commit is idempotent.
 
 `latest` is a small object holding the name of the newest committed unit; it is written
 only after that unit's marker, so following it always lands on a complete unit.
+
+First commit wins: `create_once` writes an object only if its key is free (the store's
+`create_exclusive`: link, `If-None-Match`, HDFS rename without overwrite). Several
+writers racing on one key (a shard taken over from a straggler, a claim) end with
+exactly one object, and each writer learns whether it is the one. A retry whose first
+attempt did land (its answer was lost) finds the key taken; reading the key back and
+comparing bytes tells "mine" from "someone else's", so a lost answer never turns a win
+into a loss (callers make their bytes unique, e.g. a claim carries a random token).
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from sailvl.storage.base import NotFoundError, Store, join
+from sailvl.storage.base import ExclusiveStore, NotFoundError, StorageError, Store, join
 
 COMMIT_MARKER = "_COMMITTED"
 LATEST = "latest"
@@ -71,3 +79,24 @@ def committed_units(store: Store, prefix: str = "") -> list[str]:
     """All committed units under `prefix` (found by their markers), sorted."""
     suffix = "/" + COMMIT_MARKER
     return sorted(k[: -len(suffix)] for k in store.list(prefix) if k.endswith(suffix))
+
+
+def supports_create_once(store: Store) -> bool:
+    """True if `store` (or the store a `RetryingStore` wraps) has `create_exclusive`."""
+    inner = getattr(store, "inner", store)
+    return isinstance(inner, ExclusiveStore)
+
+
+def create_once(store: Store, key: str, data: bytes) -> bool:
+    """Write `data` at `key` unless the key exists; True if the object there now is ours.
+
+    Of concurrent callers with different bytes exactly one gets True. A store without
+    `create_exclusive` raises `StorageError` (check `supports_create_once` first)."""
+    if not supports_create_once(store):
+        raise StorageError(f"{store.uri}: cannot create {key!r} only-if-absent")
+    if store.create_exclusive(key, data):  # type: ignore[attr-defined]
+        return True
+    try:
+        return store.read_bytes(key) == data
+    except NotFoundError:  # created by someone else and deleted since: not ours
+        return False

@@ -20,11 +20,14 @@ local file system: the same code path minus the JNI connection.
 
 Atomic writes on both: write a temp name in the same directory, then rename onto the
 target with overwrite (pyarrow's `move` is HDFS rename with OVERWRITE in libhdfs;
-WebHDFS's `RENAME&renameoptions=OVERWRITE`), atomic in the namenode.
+WebHDFS's `RENAME&renameoptions=OVERWRITE`), atomic in the namenode. Conditional
+create (`create_exclusive`) renames without overwrite, which HDFS refuses when the
+target exists; on a local pyarrow file system (tests) a hard link does the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import posixpath
@@ -74,6 +77,34 @@ class PyArrowStore:
             self.fs.move(tmp, path)
         except OSError as exc:
             raise _translate(exc, key) from exc
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        from pyarrow.fs import FileType
+
+        path = self._path(key)
+        tmp = posixpath.join(posixpath.dirname(path), f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+        try:
+            self.fs.create_dir(posixpath.dirname(path), recursive=True)
+            with self.fs.open_output_stream(tmp) as f:
+                f.write(data)
+            if self.fs.type_name == "local":  # POSIX rename overwrites: link refuses
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    return False
+                return True
+            try:
+                self.fs.move(tmp, path)  # libhdfs hdfsRename: fails if `path` exists
+            except OSError:
+                if self.fs.get_file_info(path).type == FileType.File:
+                    return False
+                raise
+            return True
+        except OSError as exc:
+            raise _translate(exc, key) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                self.fs.delete_file(tmp)
 
     def exists(self, key: str) -> bool:
         from pyarrow.fs import FileType

@@ -65,6 +65,30 @@ class LocalStore:
                 os.unlink(tmp)
             raise _translate(exc, key) from exc
 
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Write `key` only if absent: the data goes to a fsync'ed temp file that is
+        then hard-linked onto the key. `link(2)` fails with EEXIST when the key exists,
+        atomically (the file system checks and creates the name in one step), so of
+        racing writers exactly one wins and readers never see a partial file."""
+        path = self._path(key)
+        directory = os.path.dirname(path)
+        tmp = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+        try:
+            os.makedirs(directory, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise _translate(exc, key) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
     def exists(self, key: str) -> bool:
         return os.path.isfile(self._path(key))
 

@@ -17,10 +17,20 @@ than its Content-Length, or cut mid-stream) labels the retry metric.
 Timeouts: `connect_timeout` / `read_timeout` arguments, else `SAILVL_S3_CONNECT_TIMEOUT`
 / `SAILVL_S3_READ_TIMEOUT` (seconds) from the environment, else 10 s / 60 s. A server
 that stalls is a `timeout` after at most the read timeout, then retried.
+
+Conditional create (`create_exclusive`): `If-None-Match: *` on PutObject, or on the
+CompleteMultipartUpload of a multipart upload done here part by part (s3transfer cannot
+pass the header); the server answers 412 PreconditionFailed when the key exists, and of
+concurrent creators exactly one succeeds. AWS S3 has this since 2024-08; SeaweedFS (the
+server the tests run, 4.x) enforces it on both calls (tests/integration/
+test_s3_conditional.py). AWS's 409 ConditionalRequestConflict (a concurrent conditional
+write still in progress) is transient. A server that ignores the header would make
+every create "succeed": `create_once` then still detects a lost race by reading back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Iterator
@@ -42,7 +52,10 @@ _TRANSIENT = {
     "ServiceUnavailable",
     "503",
     "500",
+    "ConditionalRequestConflict",
 }
+_PRECONDITION = {"PreconditionFailed", "412"}
+PART_SIZE = 64 << 20  # multipart part size of conditional creates (S3 minimum: 5 MiB)
 
 
 def endpoint_from_env() -> str | None:
@@ -213,6 +226,47 @@ class S3Store:
             Key=self._key(key),
             Config=cfg,
         )
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Create `key` only if absent (`If-None-Match: *`; see the module docstring)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full = self._key(key)
+        try:
+            if len(data) < self.multipart_threshold:
+                self.client.put_object(Bucket=self.bucket, Key=full, Body=data, IfNoneMatch="*")
+            else:
+                self._multipart_exclusive(full, data)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) in _PRECONDITION:
+                return False
+            raise translate(exc, key) from exc
+        except BotoCoreError as exc:
+            raise translate(exc, key) from exc
+        return True
+
+    def _multipart_exclusive(self, full: str, data: bytes) -> None:
+        c = self.client
+        upload = c.create_multipart_upload(Bucket=self.bucket, Key=full)["UploadId"]
+        try:
+            parts = []
+            for n, start in enumerate(range(0, len(data), PART_SIZE), 1):
+                body = data[start : start + PART_SIZE]
+                part = c.upload_part(
+                    Bucket=self.bucket, Key=full, UploadId=upload, PartNumber=n, Body=body
+                )
+                parts.append({"ETag": part["ETag"], "PartNumber": n})
+            c.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=full,
+                UploadId=upload,
+                MultipartUpload={"Parts": parts},
+                IfNoneMatch="*",
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):  # leave no upload open
+                c.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload)
+            raise
 
     def exists(self, key: str) -> bool:
         try:

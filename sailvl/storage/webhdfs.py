@@ -13,6 +13,10 @@ Mechanisms:
   `RENAME` with `renameoptions=OVERWRITE` (HDFS's rename2, atomic in the namenode)
   replaces the target. A plain WebHDFS rename onto an existing file answers
   `{"boolean": false}` and leaves both files: that is why fsspec's `mv` is not used.
+- Conditional create (`create_exclusive`): the temp file is renamed onto the target
+  WITHOUT `OVERWRITE`; HDFS's rename refuses an existing destination (answering
+  `{"boolean": false}`), checked and done in one namenode operation, so of racing
+  creators exactly one wins.
 - Streaming reads: `open()` returns an `io.BufferedReader` over a raw reader that
   fetches `OPEN&offset=&length=` ranges, so Parquet footers and row groups are read by
   seeking, never by downloading the whole file.
@@ -108,6 +112,18 @@ class WebHdfsStore:
             with contextlib.suppress(StorageError):
                 self._json("DELETE", tmp, "DELETE", key)
             raise
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        tmp = posixpath.join(posixpath.dirname(path), f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+        try:
+            created = self._json("PUT", tmp, "CREATE", key, noredirect="true", overwrite="false")
+            self._call("PUT", created["Location"], key, data)
+            done = self._json("PUT", tmp, "RENAME", key, destination=path)
+            return done.get("boolean") is not False
+        finally:
+            with contextlib.suppress(StorageError):
+                self._json("DELETE", tmp, "DELETE", key)  # a no-op after a rename
 
     def exists(self, key: str) -> bool:
         status = self._status(self._path(key), key)

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sailvl.api.caption import CaptionJobSpec
 from sailvl.caption.main import config_from_spec, run_job
 from sailvl.runtime.report import StatusReporter, read_file_status
@@ -45,12 +47,15 @@ def test_spec_maps_onto_worker_config(tmp_path: Path) -> None:
     assert cfg.filter.dedup == "none" and (cfg.job_name, cfg.job_namespace) == ("cj", "team")
 
 
-def test_two_pods_report_summed_status_and_stats(tmp_path: Path) -> None:
+@pytest.mark.parametrize("assignment", ["static", "dynamic"])
+def test_two_pods_report_summed_status_and_stats(tmp_path: Path, assignment: str) -> None:
+    """Pods run one after the other: static splits 2 + 2, dynamic lets pod 0 take all 4
+    (pod 1 finds nothing left); the summed status is the same."""
     make_dataset(f"file://{tmp_path}/in", 12, per_shard=3)  # 4 shards
     sink = tmp_path / "status.json"
     rcs = []
     for k in range(2):
-        cfg = config_from_spec(spec(tmp_path, parallelism=2), "cj", "ns")
+        cfg = config_from_spec(spec(tmp_path, parallelism=2, assignment=assignment), "cj", "ns")
         cfg.shard_index = k
         rep = StatusReporter("CaptionJob", "cj", "ns", sink=f"file:{sink}", min_interval=0)
         rcs.append(run_job(cfg, rep, backend=FakeBackend()))
@@ -62,6 +67,8 @@ def test_two_pods_report_summed_status_and_stats(tmp_path: Path) -> None:
     stats = status["stats"]
     assert stats["en_samples"] + stats.get("zh_samples", 0) == 9
     assert stats["en_avg_length"] > 3
-    assert (
-        json.loads((tmp_path / "out" / "_progress" / "pod-1.json").read_text())["shards_total"] == 2
-    )
+    pod1 = json.loads((tmp_path / "out" / "_progress" / "pod-1.json").read_text())
+    if assignment == "static":
+        assert (pod1["shards_total"], pod1["shards_done"]) == (2, 2)
+    else:
+        assert (pod1["shards_total"], pod1["shards_done"]) == (4, 0)

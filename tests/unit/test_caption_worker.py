@@ -149,12 +149,12 @@ def test_rerun_skips_committed_and_sharding_splits_work(tmp_path: Any) -> None:
     ids = make_dataset(f"file://{tmp_path}/in", 24, per_shard=4)  # 6 shards
     snaps = []
     for k in range(3):
-        cfg = config(tmp_path, shard_index=k, shard_count=3)
+        cfg = config(tmp_path, shard_index=k, shard_count=3, assignment="static")
         snaps.append(run(cfg, FakeBackend()))
     assert [s["shards_total"] for s in snaps] == [2, 2, 2]
     assert [s.get("manifest_written") for s in snaps] == [False, False, True]
     backend = FakeBackend()
-    again = run(config(tmp_path, shard_index=1, shard_count=3), backend)
+    again = run(config(tmp_path, shard_index=1, shard_count=3, assignment="static"), backend)
     assert again["shards_skipped"] == 2 and backend.calls == 0
     assert sorted(r["id"] for r in output_rows(cfg.output_uri)) == ids
 
