@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.cluster.controlplane.client import Kubectl, wait_for
+from tests.cluster.controlplane.client import EXIT_ANNOTATION, Kubectl, wait_for
 from tests.cluster.operator_driver import _json, get, operator, phase
 from tests.cluster.test_operator import crds  # noqa: F401 - fixture
 
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.cluster
 NAME = "qq"
 SCORES = {"clean": 70.0, "noisy": 40.0}  # synth-ocr per candidate, at both sizes
 TRIALS = ["clean-n64", "noisy-n64", "clean-n128", "noisy-n128"]  # start order
+SYNTHETIC = ("synth-ocr", "synth-mcq", "synth-yesno")
 
 
 def quick_quality(name: str, ns: str) -> dict[str, Any]:
@@ -113,9 +115,28 @@ def sampler(kubectl: Kubectl, ns: str) -> Iterator[dict[str, Any]]:
         thread.join(timeout=30)
 
 
-def drive(kubectl: Kubectl, ns: str, done: Any, timeout: float = 240, passes: int = 0) -> None:
-    """Until ``done()`` (or for ``passes`` passes): every running eval pod reports its
-    candidate's score, then every running pod exits 0."""
+def candidate_scores(suite: str) -> dict[str, float]:
+    """The quickQuality test's scores: by candidate, the same at both sizes."""
+    return {"synth-ocr": next(v for c, v in SCORES.items() if f"-{c}-" in suite)}
+
+
+def hashed_scores(suite: str) -> dict[str, float]:
+    """Scores that differ from suite to suite (deterministic), so every analysis has
+    something to rank, fit or correlate."""
+    h = zlib.crc32(suite.encode())
+    return {b: 20.0 + (h >> (8 * i)) % 61 for i, b in enumerate(SYNTHETIC)}
+
+
+def drive(
+    kubectl: Kubectl,
+    ns: str,
+    done: Any,
+    scores: Callable[[str], dict[str, float]] = candidate_scores,
+    timeout: float = 240,
+    passes: int = 0,
+) -> None:
+    """Until ``done()`` (or for ``passes`` passes): every running eval pod reports
+    ``scores(<its EvalSuite>)``, then every running pod exits 0."""
     deadline = time.monotonic() + timeout
     n = 0
     while not done():
@@ -123,16 +144,16 @@ def drive(kubectl: Kubectl, ns: str, done: Any, timeout: float = 240, passes: in
             return
         n += 1
         assert time.monotonic() < deadline, "experiment did not finish in time"
-        for pod in kubectl.pods(ns, "app.kubernetes.io/part-of=sailvl"):
-            meta = pod["metadata"]
-            if (pod.get("status") or {}).get("phase") != "Running":
-                continue
-            if "sailvl.io/kwok-exit" in (meta.get("annotations") or {}):
-                continue
+        running = [
+            p["metadata"]
+            for p in kubectl.pods(ns, "app.kubernetes.io/part-of=sailvl")
+            if (p.get("status") or {}).get("phase") == "Running"
+            and EXIT_ANNOTATION not in (p["metadata"].get("annotations") or {})
+        ]
+        for meta in running:
             labels = meta.get("labels") or {}
             if labels.get("sailvl.io/kind") == "EvalSuite":
                 suite = labels["sailvl.io/name"]
-                cand = next(c for c in SCORES if f"-{c}-" in suite)
                 kubectl(
                     "patch",
                     "evalsuite",
@@ -142,17 +163,23 @@ def drive(kubectl: Kubectl, ns: str, done: Any, timeout: float = 240, passes: in
                     "--subresource=status",
                     "--type=merge",
                     "-p",
-                    _json({"status": {"scores": {"synth-ocr": SCORES[cand]}}}),
+                    _json({"status": {"scores": scores(suite)}}),
                 )
-            kubectl.set_pod_exit(meta["name"], ns, 0)
-        time.sleep(0.5)
+        if running:  # one kubectl call for all of them: the loop's pace is kubectl's
+            names = [m["name"] for m in running]
+            kubectl("annotate", "pod", *names, "-n", ns, f"{EXIT_ANNOTATION}=0", "--overwrite")
+        time.sleep(0.2)
+
+
+def events_of(kubectl: Kubectl, ns: str, name: str, reason: str) -> list[dict[str, Any]]:
+    items = kubectl.json(
+        "get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}"
+    )["items"]
+    return [e for e in items if e["reason"] == reason]
 
 
 def events(kubectl: Kubectl, ns: str, reason: str) -> list[dict[str, Any]]:
-    items = kubectl.json(
-        "get", "events", "-n", ns, "--field-selector", f"involvedObject.name={NAME}"
-    )["items"]
-    return [e for e in items if e["reason"] == reason]
+    return events_of(kubectl, ns, NAME, reason)
 
 
 def gauge(name: str, ns: str, **labels: str) -> float | None:
@@ -276,3 +303,64 @@ def test_invalid_experiment_fails_before_any_trial(
         )["items"]
     ]
     assert reasons.count("InvalidSpec") == 1
+
+
+#: The other five strategies (tests/unit/experiment_builders): short names, and a key
+#: of the decision each must write.
+OTHERS = {
+    "composition": ("co", "effects"),
+    "incremental": ("inc", "accepted"),
+    "checkpointScaling": ("cs", "fits"),
+    "correlation": ("cr", "pearson"),
+    "compare": ("cp", "curves"),
+}
+
+
+def test_the_other_strategies_run_to_a_decision(
+    cluster: Any,
+    crds: None,  # noqa: F811
+    namespace: str,
+) -> None:
+    """composition, incremental, checkpointScaling, correlation and compare, side by
+    side under one operator: every trial's children are created in order (correlation's
+    pretrain-eval first, compare's chained stages, incremental one after the other),
+    each Experiment succeeds with its strategy's decision and one Decided event."""
+    from tests.unit.experiment_builders import experiment
+
+    k, ns = cluster.kubectl, namespace
+    for kind, (name, _) in OTHERS.items():
+        obj = experiment(kind, name=name)
+        obj["metadata"]["namespace"] = ns
+        strategy = obj["spec"]["strategy"]
+        # Shorter chains, the same shapes: incremental tries 2 candidates one after the
+        # other, compare chains 2 stages against one stage of the same 64 samples.
+        if kind == "incremental":
+            strategy["incremental"]["candidates"] = strategy["incremental"]["candidates"][:2]
+        if kind == "compare":
+            plans = strategy["compare"]["plans"]
+            plans[0]["stages"] = plans[0]["stages"][:2]
+            plans[1]["stages"][0]["budget"] = {"steps": 8}
+        k.apply(obj)
+
+    def finished() -> bool:
+        items = k.json("get", "experiments", "-n", ns)["items"]
+        phases = [(x.get("status") or {}).get("phase") for x in items]
+        return len(phases) == len(OTHERS) and all(p in ("Succeeded", "Failed") for p in phases)
+
+    with operator(cluster.kubeconfig, ns):
+        drive(k, ns, finished, scores=hashed_scores, timeout=420)
+    for kind, (name, key) in OTHERS.items():
+        st = get(k, "experiment", name, ns)["status"]
+        assert st["phase"] == "Succeeded", (kind, st.get("message"), st.get("trials"))
+        assert st["strategy"] == kind and st["trialsDone"] == st["trialsTotal"] > 0
+        assert key in st["decision"] and st["decision"]["summary"], (kind, st["decision"])
+        assert len(events_of(k, ns, name, "Decided")) == 1, kind
+        kids = k.json(
+            "get", "trainstages,evalsuites", "-n", ns, "-l", f"sailvl.io/experiment={name}"
+        )
+        steps = {
+            (c["metadata"]["labels"]["sailvl.io/trial"], c["metadata"]["labels"]["sailvl.io/step"])
+            for c in kids["items"]
+        }
+        assert len(steps) == len(kids["items"])  # one child per trial step
+        assert {t for t, _ in steps} == {r["name"] for r in st["trials"]}
