@@ -120,6 +120,12 @@ class QuickQuality(ApiModel):
     size is a warning (condition RankAgreement False, reason RankDisagreement); default
     1.0: any difference of rank order warns."""
 
+    @model_validator(mode="after")
+    def _unique(self) -> QuickQuality:
+        _unique([c.name for c in self.candidates], "candidate names")
+        _unique([str(n) for n in self.samples], "samples")
+        return self
+
 
 class DataGroup(ApiModel):
     """A named group of the base collection (e.g. document-vqa, math-reasoning)."""
@@ -142,6 +148,14 @@ class Composition(ApiModel):
     """A change hurts when the score drops by more than this (0-100 scale; default 0):
     groups whose reduction did not hurt keep the reduced share in the proposed mixture."""
 
+    @model_validator(mode="after")
+    def _check(self) -> Composition:
+        _unique([g.name for g in self.groups], "group names")
+        total = sum(len(g.data) for g in self.groups)
+        if total > 64:
+            raise ValueError(f"the groups hold {total} datasets; at most 64")
+        return self
+
 
 class Incremental(ApiModel):
     """Paper 3.3.1 Incremental Evaluation: candidates are added one at a time, in order,
@@ -154,6 +168,17 @@ class Incremental(ApiModel):
     tolerance: float = Field(default=0.0, ge=0)
     """Accepted when score >= best - tolerance (0-100 scale; default 0: improve or
     maintain)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Incremental:
+        _unique([c.name for c in self.candidates], "candidate names")
+        total = len(self.base) + sum(len(c.data) for c in self.candidates)
+        if total > 64:
+            raise ValueError(
+                f"base and candidates hold {total} datasets; at most 64 (the curated "
+                "collection may hold them all)"
+            )
+        return self
 
 
 class ScalingCheckpoint(ApiModel):
@@ -198,6 +223,7 @@ class CheckpointScaling(ApiModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> CheckpointScaling:
+        _unique([c.name for c in self.checkpoints or []], "checkpoint names")
         if (self.checkpoints is None) == (self.interval is None):
             raise ValueError(
                 "set checkpoints (an earlier run's) or interval (train the template stage "
@@ -228,6 +254,11 @@ class Correlation(ApiModel):
     """Score of the pretrained checkpoint, like selection.metric (default overall: the
     mean over the understanding benchmarks)."""
 
+    @model_validator(mode="after")
+    def _unique(self) -> Correlation:
+        _unique([c.name for c in self.checkpoints], "checkpoint names")
+        return self
+
 
 class ComparePlan(ApiModel):
     """A named training plan: one stage or a chain; each stage is followed by an eval."""
@@ -245,6 +276,13 @@ class Compare(ApiModel):
     plans: list[ComparePlan] = Field(min_length=2, max_length=8)
     """The plans (2 to 8, names unique); their budgets (samples, or steps x globalBatch)
     must add up to the same total."""
+
+    @model_validator(mode="after")
+    def _unique(self) -> Compare:
+        _unique([p.name for p in self.plans], "plan names")
+        for i, p in enumerate(self.plans):
+            _unique([st.name for st in p.stages], f"plans[{i}].stages names")
+        return self
 
 
 class Strategy(ApiModel):
@@ -324,35 +362,6 @@ class ExperimentSpec(ApiModel):
     """Judge for benchmarks scored by a model."""
     eval_generation: EvalGeneration = Field(default_factory=EvalGeneration)
     """Answer generation settings of every eval."""
-
-    @model_validator(mode="after")
-    def _check(self) -> ExperimentSpec:
-        s = self.strategy
-        if s.quick_quality is not None:
-            _unique([c.name for c in s.quick_quality.candidates], "candidate names")
-            _unique([str(n) for n in s.quick_quality.samples], "samples")
-        if s.composition is not None:
-            _unique([g.name for g in s.composition.groups], "group names")
-            total = sum(len(g.data) for g in s.composition.groups)
-            if total > 64:
-                raise ValueError(f"composition.groups hold {total} datasets; at most 64")
-        if s.incremental is not None:
-            _unique([c.name for c in s.incremental.candidates], "candidate names")
-            total = len(s.incremental.base) + sum(len(c.data) for c in s.incremental.candidates)
-            if total > 64:
-                raise ValueError(
-                    f"incremental: base and candidates hold {total} datasets; at most 64 "
-                    "(the curated collection may hold them all)"
-                )
-        if s.checkpoint_scaling is not None and s.checkpoint_scaling.checkpoints:
-            _unique([c.name for c in s.checkpoint_scaling.checkpoints], "checkpoint names")
-        if s.correlation is not None:
-            _unique([c.name for c in s.correlation.checkpoints], "checkpoint names")
-        if s.compare is not None:
-            _unique([p.name for p in s.compare.plans], "plan names")
-            for p in s.compare.plans:
-                _unique([st.name for st in p.stages], f"stage names of plan {p.name}")
-        return self
 
 
 class TrialStatus(ApiModel):

@@ -117,7 +117,21 @@ def _where(exp: ExperimentSpec, trial: Trial, path: str) -> str:
     if d is not None and int(d[1]) < len(origins):
         return origins[int(d[1])] + d[2]
     key = rest.lstrip(".").split(".")[0].split("[")[0]
+    origin = _stage_origin(exp, trial, index, "overrides")
+    if key in _overrides_at(exp, origin):
+        return f"{origin}.overrides{rest}"
     return _stage_origin(exp, trial, index, key) + rest
+
+
+def _overrides_at(exp: ExperimentSpec, origin: str) -> dict[str, object]:
+    """The ``overrides`` of the stage fragment at ``origin`` (a spec path)."""
+    s = exp.strategy
+    if origin.endswith("checkpointScaling.anneal") and s.checkpoint_scaling is not None:
+        return s.checkpoint_scaling.anneal.overrides
+    m = re.search(r"plans\[(\d+)\]\.stages\[(\d+)\]$", origin)
+    if m is not None and s.compare is not None:
+        return s.compare.plans[int(m[1])].stages[int(m[2])].overrides
+    return exp.template.stage.overrides
 
 
 def _strategy_rules(exp: ExperimentSpec) -> list[str]:
@@ -208,8 +222,8 @@ def experiment_problems(
         return out
     out += _compare_budgets(exp)
     room: tuple[int, str] | None = None
+    found: dict[str, list[str]] = {}  # problem -> trials that have it
     for trial in trials(exp):
-        tag = f" (trial {trial.name})"
         try:
             cur = trial_curriculum(exp, trial, {})
             check_curriculum(cur, prefix="")
@@ -222,7 +236,7 @@ def experiment_problems(
             lines = _problems(err, "")
         for line in lines:
             path, msg = line.split(": ", 1)
-            out.append(f"{_where(exp, trial, path)}: {msg}{tag}")
+            found.setdefault(f"{_where(exp, trial, path)}: {msg}", []).append(trial.name)
         if lines:
             continue
         for step in trial_steps(exp, trial):
@@ -232,7 +246,16 @@ def experiment_problems(
             if room is None or left < room[0]:
                 room = (left, f"trial {trial.name} step {step.name} creates "
                         f"{step.kind} <name>-{trial.name}-{step.name}, {why}")  # fmt: skip
-    out = list(dict.fromkeys(out))
+    found_for = trials(exp)
+    for problem, names in found.items():
+        which = (
+            "every trial"
+            if len(names) == len(found_for) > 1
+            else f"trial {names[0]}"
+            if len(names) == 1
+            else f"trials {', '.join(names)}"
+        )
+        out.append(f"{problem} ({which})")
     if name is not None:
         if not DNS1035_LABEL.match(name):
             out.append(
