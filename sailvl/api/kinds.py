@@ -164,6 +164,7 @@ KINDS: Final[dict[str, KindInfo]] = {
         columns=(
             _PHASE,
             PrinterColumn("Strategy", ".status.strategy"),
+            PrinterColumn("Running", ".status.trialsRunning", "integer"),
             PrinterColumn("Done", ".status.trialsDone", "integer"),
             PrinterColumn("Total", ".status.trialsTotal", "integer"),
             PrinterColumn("Best", ".status.best"),
