@@ -10,10 +10,9 @@ thresholds kept: the paper balances instruction data so that easy, short samples
 crowd out the hard ones. Every dropped row is counted by its first reason
 (`unscored`, `below_min:<criterion>`, `above_max:<criterion>`, `balance:<criterion>`).
 
-Two passes: the first reads only the score columns and the source of every shard
-(Parquet column projection) and decides, holding those few values of every row in
-memory (a few hundred bytes a row as Python objects: ~0.5 GB per million rows; no
-image is held beyond one shard); the second
+Two passes: the first reads the score columns and the source of every shard (one
+shard at a time) and decides, holding only each row's `ok` flag and three float32
+scores (13 bytes a row; no image is held beyond one shard); the second
 copies each shard's kept rows (all columns, scores included, images untouched) into
 output shard `<output>/<key>` with one atomic write. A rerun skips committed shards;
 `_filter/plan.json` records the input and the rule, and a rerun with another rule into
@@ -74,45 +73,80 @@ class Rule:
             raise ScoreError("--keep-unscored with --balance: unscored rows have no level")
 
 
-def _reason(row: Row, rule: Rule) -> str | None:
-    if row["score_status"] != q.OK:
-        return None if rule.keep_unscored else "unscored"
-    for crit, lo in rule.min.items():
-        if row[f"score_{crit}"] < lo:
-            return f"below_min:{crit}"
-    for crit, hi in rule.max.items():
-        if row[f"score_{crit}"] > hi:
-            return f"above_max:{crit}"
-    return None
+@dataclass(frozen=True)
+class ShardScores:
+    """One shard's scores, columnar: `ok` (score_status == ok) and each criterion's
+    score (NaN where unscored), one entry per row. 13 bytes a row: the first pass holds
+    these for the whole dataset (12M rows: ~160 MB), never the rows themselves."""
+
+    ok: Any  # numpy bool array
+    scores: dict[str, Any]  # criterion -> numpy float32 array
+
+    @classmethod
+    def of(cls, rows: list[Row]) -> ShardScores:
+        """From row dicts (source, score_status, score_<criterion>): tests, small data."""
+        import numpy as np
+
+        ok = np.array([r["score_status"] == q.OK for r in rows], dtype=bool)
+        scores = {
+            c: np.array([np.nan if r[f"score_{c}"] is None else r[f"score_{c}"] for r in rows],
+                        dtype=np.float32)
+            for c in q.CRITERIA
+        }  # fmt: skip
+        return cls(ok=ok, scores=scores)
+
+    @classmethod
+    def of_table(cls, table: Any) -> ShardScores:
+        import numpy as np
+        import pyarrow.compute as pc
+
+        ok = pc.fill_null(pc.equal(table.column("score_status"), q.OK), False)
+        scores = {
+            c: table.column(f"score_{c}").to_numpy(zero_copy_only=False).astype(np.float32)
+            for c in q.CRITERIA
+        }
+        return cls(ok=ok.to_numpy(zero_copy_only=False).astype(bool), scores=scores)
 
 
-def select(shards: list[list[Row]], rule: Rule) -> tuple[list[list[int]], Counter[str]]:
-    """The kept row positions of every shard (ascending) and the drops per reason."""
+def select(shards: list[ShardScores], rule: Rule) -> tuple[list[list[int]], Counter[str]]:
+    """The kept row positions of every shard (ascending) and the drops per reason (each
+    dropped row counted once, by the first rule it breaks: unscored, then the minimums,
+    then the maximums, then the balance cap)."""
+    import numpy as np
+
     dropped: Counter[str] = Counter()
-    kept: list[tuple[int, int]] = []
-    for s, rows in enumerate(shards):
-        for r, row in enumerate(rows):
-            why = _reason(row, rule)
-            if why is None:
-                kept.append((s, r))
-            else:
-                dropped[why] += 1
+    keep: list[Any] = []
+    for sc in shards:
+        alive = np.ones(len(sc.ok), dtype=bool)
+        if not rule.keep_unscored:
+            dropped["unscored"] += int((~sc.ok).sum())
+            alive &= sc.ok
+        for crits, flag, broken in ((rule.min, "below_min", np.less),
+                                    (rule.max, "above_max", np.greater)):  # fmt: skip
+            for crit, bound in crits.items():
+                bad = alive & sc.ok & broken(sc.scores[crit], bound)
+                dropped[f"{flag}:{crit}"] += int(bad.sum())
+                alive &= ~bad
+        keep.append(alive)
     if rule.balance is not None and rule.per_level is not None:
-        levels: dict[int, list[tuple[int, int]]] = {}
-        for s, r in kept:
-            levels.setdefault(round(shards[s][r][f"score_{rule.balance}"]), []).append((s, r))
         rng = random.Random(rule.seed)
-        kept = []
-        for level in sorted(levels):
-            members = levels[level]
-            if len(members) > rule.per_level:
-                dropped[f"balance:{rule.balance}"] += len(members) - rule.per_level
-                members = rng.sample(members, rule.per_level)
-            kept += members
-    out: list[list[int]] = [[] for _ in shards]
-    for s, r in sorted(kept):
-        out[s].append(r)
-    return out, dropped
+        levels = [np.rint(sc.scores[rule.balance]) for sc in shards]
+        for level in sorted({float(v) for lv, k in zip(levels, keep, strict=True)
+                             for v in np.unique(lv[k])}):  # fmt: skip
+            # The level's rows in (shard, row) order, numbered 0..total-1 across shards.
+            rows = [np.flatnonzero(k & (lv == level)) for lv, k in zip(levels, keep, strict=True)]
+            total = sum(len(r) for r in rows)
+            if total <= rule.per_level:
+                continue
+            dropped[f"balance:{rule.balance}"] += total - rule.per_level
+            chosen = np.array(sorted(rng.sample(range(total), rule.per_level)))
+            start = 0
+            for s, r in enumerate(rows):
+                mine = chosen[(chosen >= start) & (chosen < start + len(r))] - start
+                keep[s][r] = False
+                keep[s][r[mine]] = True
+                start += len(r)
+    return [np.flatnonzero(k).tolist() for k in keep], +dropped
 
 
 def _bounds(items: list[str], flag: str) -> dict[str, float]:
@@ -139,12 +173,23 @@ def rule_of(args: Any) -> Rule:
     )
 
 
-def _score_rows(ds: Dataset, index: int) -> list[Row]:
+COLS = ["source", "score_status", *SCORE_COLUMNS]
+
+
+def _score_table(ds: Dataset, index: int) -> Any:
     import pyarrow.parquet as pq
 
-    data = ds.read_shard_bytes(index)
-    cols = ["source", "score_status", *SCORE_COLUMNS]
-    return list(pq.read_table(io.BytesIO(data), columns=cols).to_pylist())
+    return pq.read_table(io.BytesIO(ds.read_shard_bytes(index)), columns=COLS)
+
+
+def _first_pass(ds: Dataset) -> tuple[list[ShardScores], q.Table2]:
+    """Every shard's scores (columnar) and the Table 2 means before filtering."""
+    before, scores = q.Table2(), []
+    for i in range(len(ds.shards)):
+        table = _score_table(ds, i)
+        before.add(table.to_pylist())
+        scores.append(ShardScores.of_table(table))
+    return scores, before
 
 
 def run(args: Any) -> int:
@@ -164,9 +209,10 @@ def run(args: Any) -> int:
         print(f"invalid: {exc}", file=sys.stderr)
         return EXIT_INVALID
     try:
-        scores = [_score_rows(ds, i) for i in range(len(ds.shards))]
+        scores, before = _first_pass(ds)
         kept, dropped = select(scores, rule)
-        manifest = _write(ds, out, kept, scores, rule, dropped)
+        del scores
+        manifest = _write(ds, out, kept, before, rule, dropped)
     except (StorageError, ValueError) as exc:
         print(f"failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -184,20 +230,22 @@ def _write(
     ds: Dataset,
     out: Any,
     kept: list[list[int]],
-    scores: list[list[Row]],
+    before: q.Table2,
     rule: Rule,
     dropped: Counter[str],
 ) -> Manifest:
+    """Second pass: each shard's kept rows (all columns) as output shard, then the
+    manifest; the Table 2 means after filtering from the kept rows' score columns."""
     import hashlib
 
     infos = []
-    before, after = q.Table2(), q.Table2()
+    after = q.Table2()
     for i, info in enumerate(ds.shards):
-        before.add(scores[i])
-        after.add(scores[i][r] for r in kept[i])
+        table = sh.read_table(ds.read_shard_bytes(i))
+        kept_rows = sh.build_output(table, kept[i], {})
+        after.add(kept_rows.select(COLS).to_pylist())
         if not out.exists(info.path):  # committed by an earlier run otherwise
-            table = sh.read_table(ds.read_shard_bytes(i))
-            out.write_bytes(info.path, sh.table_bytes(sh.build_output(table, kept[i], {})))
+            out.write_bytes(info.path, sh.table_bytes(kept_rows))
         if kept[i]:
             data = out.read_bytes(info.path)
             infos.append(ShardInfo(path=info.path, samples=len(kept[i]), bytes=len(data),

@@ -30,7 +30,7 @@ from PIL import Image
 
 from sailvl.cli import main as cli
 from sailvl.data.dataset import Dataset, DatasetWriter, WriterConfig
-from sailvl.data.filter import Rule, select
+from sailvl.data.filter import Rule, ShardScores, select
 from sailvl.quality.sftscore import parse_reply
 from tests.fixtures.chat_server import ChatServer
 
@@ -94,9 +94,9 @@ class Judge:
         if item == "slow":
             with self.lock:
                 self.calls[sid] += 1
-            # Longer than the client's --timeout 0.5; the client has given up on it, so
+            # Longer than the client's --timeout 2; the client has given up on it, so
             # it is left out of the in-flight count (which measures the client's bound).
-            time.sleep(1.5)
+            time.sleep(4)
             return good(int(sid[1:]))
         with self.lock:
             self.calls[sid] += 1
@@ -130,7 +130,7 @@ EXPECTED_REASON = {
 
 def score_args(inp: str, out: str, url: str, *extra: str) -> list[str]:
     return ["data", "score", inp, out, "--judge-url", url, "--model", "fake-judge",
-            "--retries", "1", "--timeout", "0.5", *extra]  # fmt: skip
+            "--retries", "1", "--timeout", "20", *extra]  # fmt: skip
 
 
 def read_scores(uri: str) -> list[dict[str, Any]]:
@@ -145,8 +145,10 @@ def test_score_good_and_bad_judge_output(tmp_path: Path, chat_server: ChatServer
     inp = write_input(tmp_path, 24, per_shard=8)
     judge = Judge(chat_server, BAD, delay=0.05)
     out = str(tmp_path / "scored")
+    # --timeout 2 for the "slow" sample; the others answer in 0.05 s (generous on 2 busy
+    # cores: a good request that timed out would fail the exact per-reason counts).
     rc = cli(score_args(inp, out, chat_server.base_url, "--concurrency", "3",
-                        "--max-failed-ratio", "0.25"))  # fmt: skip
+                        "--max-failed-ratio", "0.25", "--timeout", "2"))  # fmt: skip
     assert rc == 0
     rows = read_scores(out)
     assert sorted(r["id"] for r in rows) == sorted(f"s{i}" for i in range(24))
@@ -289,10 +291,11 @@ def test_select_is_a_subset_with_counted_drops() -> None:
         [{"source": "y", "score_status": "non_json", "score_difficulty": None,
           "score_complexity": None, "score_relevance": None}],
     ]  # fmt: skip
+    shards = [ShardScores.of(rows) for rows in shards]
     kept, dropped = select(shards, Rule(min={"relevance": 4}, balance="difficulty", per_level=1))
     assert len(kept[0]) == 5 and kept[1] == []
     assert dropped == {"below_min:relevance": 15, "balance:difficulty": 5, "unscored": 1}
-    assert {shards[0][r]["score_difficulty"] for r in kept[0]} == {1.0, 2.0, 3.0, 4.0, 5.0}
+    assert {float(shards[0].scores["difficulty"][r]) for r in kept[0]} == {1.0, 2.0, 3.0, 4.0, 5.0}
     kept, dropped = select(shards, Rule(keep_unscored=True))
     assert kept == [list(range(25)), [0]] and not dropped
 
