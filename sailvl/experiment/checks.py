@@ -101,13 +101,15 @@ def _stage_origin(exp: ExperimentSpec, trial: Trial, index: int, key: str) -> st
 
 def _where(exp: ExperimentSpec, trial: Trial, path: str) -> str:
     """The spec path of a problem found at ``path`` of the trial's Curriculum."""
+    if path and not path.startswith("."):
+        path = f".{path}"  # a model error's location, formatted without a prefix
     m = _STAGE.match(path)
     if m is None:
         return f"spec{path}"
     index, rest = int(m[1]), m[2]
     if rest.startswith(".eval"):
         return f"spec.template.eval{rest[len('.eval') :]}"
-    if rest.startswith((f".overrides.{EXPORT_FIELD}", f".{EXPORT_FIELD}")):
+    if EXPORT_FIELD in rest:
         return "spec.strategy.checkpointScaling.interval"
     if rest.startswith(".budget") and exp.strategy.quick_quality is not None:
         k = sorted(exp.strategy.quick_quality.samples).index(int(trial.variant["samples"]))

@@ -61,10 +61,10 @@ from sailvl.api.flow import ChildState
 SKIPPED = "Skipped"
 TRIAL_DONE = (c.SUCCEEDED, c.FAILED, SKIPPED)
 PRETRAIN_EVAL = "pretrain-eval"
-#: TrainStage field that makes the trainer export a loadable model every N tokens
-#: (``exportEvery: {tokens: N}``) to :func:`exported_checkpoint` (checkpointScaling
-#: with ``interval``).
-EXPORT_FIELD = "exportEvery"
+#: TrainStage field (under ``checkpoint``) that makes the trainer export a loadable model
+#: at every multiple of N tokens to :func:`exported_checkpoint` (checkpointScaling with
+#: ``interval``; the trainer side is :mod:`sailvl.train.exports`).
+EXPORT_FIELD = "exportEveryTokens"
 
 Results = dict[str, dict[str, ChildState]]
 
@@ -104,11 +104,11 @@ def compact(n: int) -> str:
 
 def exported_checkpoint(output: str, tokens: int) -> str:
     """Where the trainer exports the loadable model of the ``tokens`` mark (a multiple of
-    ``exportEvery.tokens``): ``<output>/exports/tokens-<mark>``, written after the first
-    step whose cumulative tokens reach the mark (Hugging Face layout, like final/). The
-    name carries the mark, not the step, so the operator knows it without reading
-    storage."""
-    return f"{output.rstrip('/')}/exports/tokens-{tokens}"
+    ``checkpoint.exportEveryTokens``): ``<output>/export/tokens-<mark>``, written after
+    the first step whose cumulative tokens reach the mark (Hugging Face layout, like
+    final/; :func:`sailvl.train.exports.export_uri`). The name carries the mark, not the
+    step, so the operator knows it from the spec without reading storage."""
+    return f"{output.rstrip('/')}/export/tokens-{tokens}"
 
 
 def scaling_marks(exp: ExperimentSpec) -> list[int]:
@@ -180,6 +180,8 @@ def _stage(exp: ExperimentSpec, *layers: dict[str, Any], eval_: bool = True) -> 
     """A Curriculum stage (wire dict): the template stage, then each layer over it."""
     body = exp.template.stage.to_dict()
     for layer in layers:
+        if "budget" in layer:  # one of tokens / samples / steps: replaced, not merged
+            body.pop("budget", None)
         body = _deep_merge(body, layer)
     if eval_:
         body["eval"] = exp.template.eval.to_dict()
@@ -237,7 +239,7 @@ def trial_curriculum(exp: ExperimentSpec, trial: Trial, results: Results) -> Cur
     elif s.checkpoint_scaling is not None:
         cs = s.checkpoint_scaling
         if trial.name == "source":
-            export = {EXPORT_FIELD: {"tokens": cs.interval}}
+            export = {"checkpoint": {EXPORT_FIELD: cs.interval}}
             stages = [_stage(exp, {"overrides": export}, eval_=False)]
         else:
             if cs.checkpoints is not None:

@@ -98,6 +98,8 @@ CASES: list[tuple[str, str, Edit, str]] = [
      "spec.strategy.checkpointScaling.interval: 1000 gives 1 checkpoint(s)"),
     ("anneal without data", "checkpointScaling", _set("strategy.checkpointScaling.anneal.data", []),
      "spec.strategy.checkpointScaling.anneal.data: required"),
+    ("sft without data", "correlation", _set("template.stage.data", _DEL),
+     "spec.template.stage.data: List should have at least 1 item after validation, not 0 (every trial)"),
     ("two checkpoints", "correlation", _set("strategy.correlation.checkpoints.2", _DEL),
      "spec.strategy.correlation.checkpoints: List should have at least 3 items"),
     ("pretrain metric", "correlation", _set("strategy.correlation.pretrainMetric", "docvqa"),

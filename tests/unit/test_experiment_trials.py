@@ -257,3 +257,32 @@ def test_compare_curves_in_samples() -> None:
     assert d.result["curves"]["three"] == [[32.0, 50.0], [64.0, 50.0], [96.0, 50.0]]
     assert d.result["curves"]["allin"] == [[96.0, 45.0]]
     assert d.best == "three"
+
+
+def test_checkpoint_scaling_trains_its_source_and_anneals_each_export() -> None:
+    obj = experiment("checkpointScaling")
+    cs = obj["spec"]["strategy"]["checkpointScaling"]
+    del cs["checkpoints"]
+    cs["interval"] = 4000
+    obj["spec"]["template"]["stage"].update(
+        data=[{"uri": "file:///data/pt"}], budget={"tokens": 12000}
+    )
+    spec = parse_resource(obj)[2]
+    names = [t.name for t in trials(spec)]
+    assert names == ["source", "anneal-4k", "anneal-8k", "anneal-12k"]
+    source = trials(spec)[0]
+    assert [s.name for s in trial_steps(spec, source)] == ["train"]  # no eval of its own
+    train = child_spec(spec, source, trial_steps(spec, source)[0], {})
+    assert train.checkpoint.export_every_tokens == 4000 and train.budget.tokens == 12000
+    anneal = trials(spec)[2]
+    assert anneal.needs == ("source",)
+    step = trial_steps(spec, anneal)[0]
+    a = child_spec(spec, anneal, step, {})
+    assert a.model.init == "file:///runs/exp/source/train/export/tokens-8000"
+    assert a.data[0].uri == "file:///data/anneal" and a.budget.samples == 32
+    # The anneals wait for the source and are skipped when it fails.
+    d = decide(spec, {})
+    assert [s.trial.name for s in d.start] == ["source"]
+    d = decide(spec, {"source": {"train": ChildState(phase=FAIL, message="oom")}})
+    assert [r["phase"] for r in d.rows] == [FAIL, "Skipped", "Skipped", "Skipped"]
+    assert d.phase == FAIL and "fewer than two checkpoints" in d.message
