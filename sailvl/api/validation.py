@@ -96,7 +96,12 @@ REASON_SUSPICIOUS_SPEC = "SuspiciousSpec"
 
 def spec_warnings(kind: str, spec: BaseModel, prefix: str = "spec") -> list[str]:
     """Valid but suspicious (``path: message`` lines): gate thresholds <= 1 on a 0-100
-    scale. ``sailvl validate`` prints them (exit 0); the operator posts warning events."""
+    scale; an Experiment whose method cannot check itself (a single quickQuality subset
+    size). ``sailvl validate`` prints them (exit 0); the operator posts warning events."""
+    if kind == "Experiment":
+        from sailvl.experiment.checks import experiment_warnings
+
+        return experiment_warnings(spec, prefix)  # type: ignore[arg-type]
     if kind != "Curriculum":
         return []
     from .curriculum_checks import curriculum_warnings

@@ -272,3 +272,25 @@ def experiment_problems(
     if prefix != "spec":
         out = [prefix + line[4:] if line.startswith("spec") else line for line in out]
     return out
+
+
+def experiment_warnings(exp: ExperimentSpec, prefix: str = "spec") -> list[str]:
+    """Valid but weak: quickQuality with one subset size cannot report the rank
+    agreement its method assumes (paper Figure 4); incremental and composition with a
+    tolerance above 10 points accept nearly anything."""
+    out = []
+    qq = exp.strategy.quick_quality
+    if qq is not None and len(qq.samples) == 1:
+        out.append(
+            f"{prefix}.strategy.quickQuality.samples: one subset size; the ranking's "
+            "agreement across sizes (the method's assumption) is not checked: add a "
+            "smaller or larger size"
+        )
+    for kind in ("composition", "incremental"):
+        body = getattr(exp.strategy, kind)
+        if body is not None and body.tolerance > 10:
+            out.append(
+                f"{prefix}.strategy.{kind}.tolerance: {body.tolerance:g} points on the 0-100 "
+                "scale: almost every change will be kept"
+            )
+    return out

@@ -170,3 +170,21 @@ def test_sailvl_validate_names_the_field(
     assert "spec.strategy.incremental.candidates[0].name: String should match pattern" in (
         capsys.readouterr().err
     )
+
+
+def test_warnings_for_a_method_that_cannot_check_itself(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sailvl.api.validation import spec_warnings
+
+    assert spec_warnings("Experiment", parse_resource(experiment())[2]) == []
+    obj = experiment()
+    obj["spec"]["strategy"]["quickQuality"]["samples"] = [64]
+    (warning,) = spec_warnings("Experiment", parse_resource(obj)[2])
+    assert warning.startswith("spec.strategy.quickQuality.samples: one subset size")
+    obj = experiment("incremental")
+    obj["spec"]["strategy"]["incremental"]["tolerance"] = 20
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump(obj))
+    assert cli(["validate", str(path)]) == 0
+    assert "warning: spec.strategy.incremental.tolerance: 20 points" in capsys.readouterr().err
