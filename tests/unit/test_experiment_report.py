@@ -48,3 +48,23 @@ def test_report_draws_each_strategy(kind: str, tmp_path: Path) -> None:
     assert (tmp_path / "report" / png).stat().st_size > 1000
     if kind in ("composition", "incremental"):
         assert "```yaml\ndata:\n- uri: file:///data/" in summary
+
+
+def test_sailvl_report_draws_an_experiment_run_folder(tmp_path: Path) -> None:
+    from sailvl.cli import main as cli
+    from sailvl.experiment.local import _save
+
+    spec = parse_resource(experiment("composition"))[2]
+    d, *_ = simulate(spec, SCORES["composition"])  # type: ignore[arg-type]
+    run = tmp_path / "run"
+    run.mkdir()
+    _save(
+        run,
+        ExperimentResult(
+            "exp", "composition", d.phase, d.reason, d.message, d.rows, d.result, d.best
+        ),
+    )
+    assert cli(["report", str(run), "--out", str(tmp_path / "out")]) == 0
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert summary.startswith("# Experiment exp (composition)")
+    assert "| noisy | 3.00 | reduce |" in summary
