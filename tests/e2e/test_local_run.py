@@ -95,6 +95,9 @@ def test_reduced_curriculum_runs_resumes_and_reports(tmp_path: Path) -> None:
     report = (work / "report" / "summary.md").read_text()
     assert "Trained vs untrained baseline" in report and (work / "report" / "loss.png").exists()
     assert "| synth-ocr | in-distribution |" in report and "| heldout-ocr | held-out |" in report
+    # The caption step's Table 1 statistics, one row per language the captions are in.
+    assert "| Dataset | Lang | Samples | Avg. Length | Unique 2-gram |" in report
+    assert "| captions | en |" in report or "| captions | zh |" in report
     # A rerun continues from the state: nothing left to do, nothing run again.
     again = run(["run", str(path), "--runs", str(runs)], tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
