@@ -429,5 +429,6 @@ def compare(exp: ExperimentSpec, every: list[Trial], results: Results, final: bo
     if len(finals) < 2:
         return decision, best, [], ("fewer than two plans finished" if final else None)
     order = sorted(finals, key=lambda k: -finals[k])
-    decision["summary"] = "final " + ", ".join(f"{k} {finals[k]:.2f}" for k in order)
+    tie = " (a tie at the top)" if finals[order[0]] == finals[order[1]] else ""
+    decision["summary"] = "final " + ", ".join(f"{k} {finals[k]:.2f}" for k in order) + tie
     return decision, best, [], None
