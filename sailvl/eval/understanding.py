@@ -9,8 +9,8 @@ with a seed by :func:`sailvl.eval.tsv.load_benchmark`):
 ========================  ====  =============  ==========================================
 benchmark                 lang  scorer         data
 ========================  ====  =============  ==========================================
-``detailcaps``            en    caption_judge  DetailCaps-4870: images with 3 reference
-                                               captions each (GPT-4o, GPT-4V, Gemini-1.5)
+``detailcaps``            en    caption_judge  DetailCaps-4870 (the CAPTURE benchmark):
+                                               3 reference captions per image
 ``detailcaps-cn``         zh    caption_judge  the same images, Chinese references
 ``idl-wds``               en    transcription  IDL (Industry Documents Library) scans as
                                                WebDataset, page text as ground truth
