@@ -22,6 +22,7 @@ must leave room for its longest child ``<name>-<trial>-<step>``.
 from __future__ import annotations
 
 import re
+from functools import partial
 
 from pydantic import ValidationError
 
@@ -36,6 +37,7 @@ from sailvl.api.validation import SpecError
 
 from .trials import (
     EXPORT_FIELD,
+    PRETRAIN_EVAL,
     Trial,
     child_name,
     child_spec,
@@ -47,6 +49,7 @@ from .trials import (
 
 _STAGE = re.compile(r"^\.stages\[(\d+)\](.*)$")
 _DATA = re.compile(r"^\.data\[(\d+)\](.*)$")
+_INNER = re.compile(r"(?<![\w\]])\.stages\[\d+\][\w.\[\]]*")
 
 
 def produced(ev: StepEval) -> set[str]:
@@ -136,6 +139,10 @@ def _overrides_at(exp: ExperimentSpec, origin: str) -> dict[str, object]:
     return exp.template.stage.overrides
 
 
+def _inner(exp: ExperimentSpec, trial: Trial, m: re.Match[str]) -> str:
+    return _where(exp, trial, m[0])
+
+
 def _strategy_rules(exp: ExperimentSpec) -> list[str]:
     s, t = exp.strategy, exp.template.stage
     out: list[str] = []
@@ -173,6 +180,11 @@ def _strategy_rules(exp: ExperimentSpec) -> list[str]:
                 )
             if not t.data:
                 out.append("spec.template.stage.data: the source run needs its datasets")
+    if s.correlation is not None and f"{t.name}-eval" == PRETRAIN_EVAL:
+        out.append(
+            f"spec.template.stage.name: {t.name!r} makes its eval step {PRETRAIN_EVAL!r}, "
+            "the step that evaluates each checkpoint before SFT; rename the stage"
+        )
     if s.correlation is not None:
         out += _metric(
             s.correlation.pretrain_metric,
@@ -238,6 +250,8 @@ def experiment_problems(
             lines = _problems(err, "")
         for line in lines:
             path, msg = line.split(": ", 1)
+            # Paths inside the message (a step-name clash names both owners) too.
+            msg = _INNER.sub(partial(_inner, exp, trial), msg)
             found.setdefault(f"{_where(exp, trial, path)}: {msg}", []).append(trial.name)
         if lines:
             continue
