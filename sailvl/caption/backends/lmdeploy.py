@@ -17,12 +17,24 @@ form, `{'type': 'image_url', 'image_url': {'max_dynamic_patch': n, 'url': data-U
 (LMDeploy's InternVL docs), built from the image's original encoded bytes so nothing is
 re-encoded. The simpler `(prompt, image)` tuple form has no per-image tile setting.
 
-What was exercised: only the calls above, against a fake `lmdeploy` module injected
-into `sys.modules` (tests/unit/test_caption_lmdeploy.py) that records the engine
-configs and requests. What was NOT exercised: a real LMDeploy install (it pins
-torch <= 2.12.1 and needs a GPU or NPU; there is no CPU engine), so engine start-up,
-memory behaviour and the exact response objects of a given LMDeploy release are
-untested here; tests/gpu/caption_gpu.py measures it where it can be installed.
+The version is pinned once, in images/lmdeploy-requirements.txt (0.10.0), which the
+captioner images install. tests/integration/test_lmdeploy_contract.py runs this class
+against that real release in a CPU-only venv `make tools` builds
+(tests/fixtures/lmdeploy/install.sh): the configs must be LMDeploy's own classes holding
+exactly these arguments as fields, `pipeline` and the pipeline's call must accept them,
+and the chat built by `prepare` goes through LMDeploy's message conversion, InternVL
+vision preprocessing (dynamic tiling with the per-image budget), chat template and
+tokenizer to the prompt and token ids the PyTorch engine receives. What needs a device
+is not run there: engine start-up, generation, memory; tests/gpu/lmdeploy_gpu.py
+measures those where a GPU is lent. The fake-module unit tests
+(tests/unit/test_caption_lmdeploy.py) keep the call shapes fast to check.
+
+Found by the contract test and handled here: LMDeploy's samplers read top_k <= 0 as
+"no top-k cut", sailvl's meaning of 0, but its GenerationConfig default is 50, so top_k
+is always passed when sampling; and two values sailvl's config allows are refused by
+LMDeploy's asserts without naming the setting (PytorchEngineConfig wants
+cache_max_entry_count < 1, GenerationConfig temperature <= 2), so they are refused here,
+naming the sailvl field, before any engine starts.
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ class LMDeployBackend:
     name = "lmdeploy"
 
     def __init__(self, model_path: str, engine: EngineConfig, gen: GenerationConfig) -> None:
+        _check_lmdeploy_limits(engine, gen)
         import lmdeploy  # optional extra: sailvl[lmdeploy]
 
         self._engine = engine
@@ -56,8 +69,9 @@ class LMDeployBackend:
             backend_config=backend_config,
             vision_config=lmdeploy.VisionConfig(max_batch_size=engine.vision_batch_size),
         )
-        # Greedy = do_sample False with top_k 1; when sampling, top_k 0 keeps LMDeploy's
-        # default rather than passing a value whose meaning differs between releases.
+        # Greedy = do_sample False with top_k 1. When sampling, top_k is always passed:
+        # 0 means "no top-k cut" to sailvl and to LMDeploy's samplers alike, while
+        # leaving it out would get GenerationConfig's default of 50.
         sampling = gen.temperature > 0
         gen_kwargs: dict[str, Any] = dict(
             max_new_tokens=gen.max_new_tokens,
@@ -68,8 +82,7 @@ class LMDeployBackend:
         )
         if sampling:
             gen_kwargs["temperature"] = gen.temperature
-            if gen.top_k:
-                gen_kwargs["top_k"] = gen.top_k
+            gen_kwargs["top_k"] = gen.top_k
         else:
             gen_kwargs["top_k"] = 1
         self._gen_config = lmdeploy.GenerationConfig(**gen_kwargs)
@@ -99,3 +112,15 @@ class LMDeployBackend:
         close = getattr(self._pipe, "close", None)
         if callable(close):
             close()
+
+
+def _check_lmdeploy_limits(engine: EngineConfig, gen: GenerationConfig) -> None:
+    """Refuse, naming the sailvl field, what LMDeploy 0.10's config asserts would refuse
+    with a bare AssertionError ('invalid cache_max_entry_count', or none at all)."""
+    if engine.device == "npu" and engine.cache_max_entry_count >= 1:
+        raise ValueError(
+            f"engine.cache_max_entry_count: {engine.cache_max_entry_count} - LMDeploy's "
+            "PyTorch engine (device npu) needs a share below 1 of the free device memory"
+        )
+    if gen.temperature > 2:
+        raise ValueError(f"generation.temperature: {gen.temperature} - LMDeploy accepts 0 to 2")
