@@ -59,6 +59,8 @@ from sailvl.api.experiment import ExperimentSpec, TrialStage, TrialStatus
 from sailvl.api.flow import ChildState
 
 SKIPPED = "Skipped"
+#: Reason of a finished Experiment whose strategy could not decide (e.g. the base failed).
+REASON_NO_DECISION = "NoDecision"
 TRIAL_DONE = (c.SUCCEEDED, c.FAILED, SKIPPED)
 PRETRAIN_EVAL = "pretrain-eval"
 #: TrainStage field (under ``checkpoint``) that makes the trainer export a loadable model
@@ -358,6 +360,7 @@ class ExperimentDecision:
     rows: list[dict[str, Any]]
     """status.trials: one TrialStatus per trial (wire dicts)."""
     running: int
+    """Trials active once ``start`` is created (at most parallelism)."""
     done: int
     result: dict[str, Any] = field(default_factory=dict)
     """The strategy's decision (status.decision); partial while trials run."""
@@ -439,9 +442,10 @@ def decide(exp: ExperimentSpec, results: Results) -> ExperimentDecision:
     if done < len(every):
         started = any(results.get(t.name) for t in every) or start
         phase = c.RUNNING if started else c.PENDING
-        message = f"{done}/{len(every)} trials done, {running} running"
+        # Counted with the trials started now: the status is written after they are.
+        message = f"{done}/{len(every)} trials done, {active} running"
         return ExperimentDecision(
-            start, phase, c.RUNNING, message, rows, running, done, result, best, conditions
+            start, phase, c.RUNNING, message, rows, active, done, result, best, conditions
         )
     if error:
         return ExperimentDecision(
@@ -451,6 +455,3 @@ def decide(exp: ExperimentSpec, results: Results) -> ExperimentDecision:
     return ExperimentDecision(
         [], c.SUCCEEDED, c.REASON_COMPLETED, summary, rows, 0, done, result, best, conditions
     )
-
-
-REASON_NO_DECISION = "NoDecision"
