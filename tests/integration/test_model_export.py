@@ -9,7 +9,8 @@ checkpoint exported and evaluated. One launch, 2 CPU workers over gloo.
    InternViT's own tensors, bit for bit (frozen; a silent random init would differ).
 3. `sailvl export <output>/step-1 --job-config` writes a standalone folder (weights,
    tokenizer, processor config) whose projector differs from both the random init and
-   the final one (it is step 1's); the evaluator loads it and scores a benchmark.
+   the final one (it is step 1's); `sailvl eval --config` (an EvalSuite job config) loads
+   it and scores a benchmark.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ pytestmark = pytest.mark.timeout(900)
 torch = pytest.importorskip("torch")
 
 
-def test_stage1_from_original_internvit_then_export_zero3(tmp_path: Path) -> None:
+def test_stage1_from_original_internvit_then_export_zero3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sailvl.cli import main as cli
     from sailvl.data.dataset import WriterConfig
     from sailvl.data.synthetic import SyntheticConfig, write_synthetic
@@ -85,24 +88,25 @@ def test_stage1_from_original_internvit_then_export_zero3(tmp_path: Path) -> Non
     frozen = [k for k in g if "multi_modal_projector" not in k]
     assert all(torch.equal(g[k], f[k]) for k in frozen), "frozen weights changed"
 
-    # `sailvl eval` loads the folder (the same loader call) and scores a benchmark.
-    from sailvl.eval.config import BenchmarkConfig, EvalConfig
-    from sailvl.eval.model_adapter import load_generator
-    from sailvl.eval.runner import run_eval
+    # `sailvl eval --config` (an EvalSuite's job config, as its pod runs it) loads the
+    # exported folder and scores a benchmark.
+    from sailvl.api import parse_spec
+    from sailvl.api.jobconfig import dump_job_config, job_config
     from sailvl.eval.synthetic import write_synthetic as write_bench
 
     uris = write_bench(f"file://{tmp_path}/bench", n=2)
-    generator = load_generator(str(exported), preset="tiny", batch_size=2, max_tiles=1)
-    cfg = EvalConfig(
-        model=str(exported),
-        output=f"file://{tmp_path}/eval",
-        benchmarks=[BenchmarkConfig(name="synth-ocr", data=uris["synth-ocr"], scorer="anls")],
-        batch_size=2,
-        max_new_tokens=2,
-    )
-    res = run_eval(cfg, generator)
+    suite = parse_spec("EvalSuite", {
+        "model": f"file://{exported}", "modelPreset": "tiny", "accelerator": "cpu",
+        "devicesPerPod": 0, "output": f"file://{tmp_path}/eval",
+        "benchmarks": [{"name": "synth-ocr", "data": uris["synth-ocr"], "scorer": "anls"}],
+        "generation": {"maxNewTokens": 2, "batchSize": 2},
+    })  # fmt: skip
+    eval_cfg = tmp_path / "eval.yaml"
+    eval_cfg.write_text(dump_job_config(job_config("EvalSuite", "exported", "default", suite)))
+    monkeypatch.setenv("SAILVL_METRICS_PORT", "0")
+    assert cli(["eval", "--config", str(eval_cfg)]) == 0
+    res = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert res["benchmarks"]["synth-ocr"]["status"] == "ok"
-    assert json.loads((tmp_path / "eval" / "results.json").read_text())
 
     # ZeRO-2 (sharded optimizer state, whole module states): the same export path.
     assert cli(["export", f"{out}-z2", str(tmp_path / "z2"), "--job-config", str(job2)]) == 0
