@@ -106,6 +106,10 @@ def _where(exp: ExperimentSpec, trial: Trial, path: str) -> str:
     """The spec path of a problem found at ``path`` of the trial's Curriculum."""
     if path and not path.startswith("."):
         path = f".{path}"  # a model error's location, formatted without a prefix
+    if path.startswith(".pretrainEval"):
+        return f"spec.strategy.correlation{path}"
+    if path == ".dataRoot":
+        return "spec.evalDataRoot"
     m = _STAGE.match(path)
     if m is None:
         return f"spec{path}"
@@ -137,6 +141,25 @@ def _overrides_at(exp: ExperimentSpec, origin: str) -> dict[str, object]:
     if m is not None and s.compare is not None:
         return s.compare.plans[int(m[1])].stages[int(m[2])].overrides
     return exp.template.stage.overrides
+
+
+def _pretrain_eval(exp: ExperimentSpec, trial: Trial) -> list[str]:
+    """The problems of a correlation trial's ``pretrain-eval`` child (built outside the
+    trial's Curriculum), as ``path: message`` with the trial Curriculum's paths."""
+    from sailvl.api.checks import spec_problems
+    from sailvl.api.validation import _problems
+
+    where = ".pretrainEval"
+    try:
+        spec = child_spec(exp, trial, trial_steps(exp, trial)[0], {})
+    except ValidationError as err:
+        return _problems(err, where)
+    out = []
+    for line in spec_problems("EvalSuite", spec, prefix=""):
+        path, msg = line.split(": ", 1)
+        # The judge and the data root are the Experiment's; the rest is pretrainEval's.
+        out.append(f"{path if path in ('.judge', '.dataRoot') else where + path}: {msg}")
+    return out
 
 
 def _inner(exp: ExperimentSpec, trial: Trial, m: re.Match[str]) -> str:
@@ -248,6 +271,8 @@ def experiment_problems(
             from sailvl.api.validation import _problems
 
             lines = _problems(err, "")
+        if exp.strategy.correlation is not None and not lines:
+            lines = _pretrain_eval(exp, trial)
         for line in lines:
             path, msg = line.split(": ", 1)
             # Paths inside the message (a step-name clash names both owners) too.

@@ -104,6 +104,8 @@ CASES: list[tuple[str, str, Edit, str]] = [
      "spec.template.stage.name: 'pretrain' makes its eval step 'pretrain-eval'"),
     ("plan step clash", "compare", _set("strategy.compare.plans.0.stages.1.name", "know-eval"),
      "spec.strategy.compare.plans[0].stages[1].name: step name 'know-eval' is used by"),
+    ("pretrain eval needs a judge", "correlation", _set("strategy.correlation.pretrainEval", _DEL),
+     "spec.judge: required: benchmarks detailcaps (caption_judge)"),
     ("two checkpoints", "correlation", _set("strategy.correlation.checkpoints.2", _DEL),
      "spec.strategy.correlation.checkpoints: List should have at least 3 items"),
     ("pretrain metric", "correlation", _set("strategy.correlation.pretrainMetric", "docvqa"),
