@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
+from sailvl_operator import experiment as op_experiment
 from tests.cluster.controlplane.client import EXIT_ANNOTATION, Kubectl, wait_for
 from tests.cluster.operator_driver import _json, get, operator, phase
 from tests.cluster.test_operator import crds  # noqa: F401 - fixture
@@ -224,7 +225,7 @@ def test_experiment_parallelism_restart_decision_once_and_delete(
             assert gauge("sailvl_experiment_trials", ns, phase="Running") == 0
             assert gauge("sailvl_experiment_best_score", ns) == SCORES["clean"]
     assert not seen["errors"], seen["errors"]
-    assert seen["samples"] > 20, seen
+    assert seen["samples"] >= 5, seen  # the sampler ran (about 3 s a sample at load 24)
     assert seen["max"] == 2, f"at most 2 trials may be active: saw {seen['max']}"
 
     # The status table and the decision.
@@ -253,11 +254,28 @@ def test_experiment_parallelism_restart_decision_once_and_delete(
     assert len(jobs) == len(set(jobs)) == 8
     assert len(events(k, ns, "TrialStarted")) == 4
 
-    # The decision is written once: a third operator start changes nothing.
+    # The decision is written once: a third operator start changes nothing. The gauges
+    # are dropped first, as in a fresh process: they must come back from the watch; and
+    # the checks wait for an Experiment handler of the new operator to have run.
     assert len(events(k, ns, "Decided")) == 1
+    op_experiment.observe_metrics({"metadata": {"namespace": ns, "name": NAME}}, "DELETED")
+    assert gauge("sailvl_experiment_trials", ns, phase="Succeeded") is None
+    runs = {"kind": "Experiment", "result": "success"}
+    before = REGISTRY.get_sample_value("sailvl_operator_reconciles_total", runs) or 0
     with operator(cluster.kubeconfig, ns):
-        time.sleep(3)
-        assert gauge("sailvl_experiment_trials", ns, phase="Succeeded") == 4  # from the watch
+        wait_for(
+            lambda: gauge("sailvl_experiment_trials", ns, phase="Succeeded") == 4,
+            timeout=60,
+            what="experiment gauges from the watch after a restart",
+        )
+        wait_for(
+            lambda: (
+                (REGISTRY.get_sample_value("sailvl_operator_reconciles_total", runs) or 0) > before
+            ),
+            timeout=60,
+            what="an Experiment handler run after the restart",
+        )
+        time.sleep(1)
         after = exp()
         assert after["decision"] == st["decision"]
         assert after["completionTime"] == st["completionTime"]
