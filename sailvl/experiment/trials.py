@@ -383,8 +383,15 @@ def trial_phase(
         waiting += [t for t in trial.after if phases.get(t) not in TRIAL_DONE]
         if waiting:
             return c.PENDING, None, f"waiting for trial {waiting[0]}"
-    for step in trial_steps(exp, trial):
+    every = trial_steps(exp, trial)
+    # A step is created only after the one before it succeeded, so a later step's child
+    # proves the earlier ones done: a child deleted since (by hand, by a cleanup) is not
+    # created again, which would train the step a second time.
+    last = max((i for i, s in enumerate(every) if s.name in states), default=-1)
+    for i, step in enumerate(every):
         st = states.get(step.name)
+        if st is None and i < last:
+            continue
         if st is None:
             return (c.RUNNING if states else c.PENDING), step, None
         if st.phase == c.FAILED:

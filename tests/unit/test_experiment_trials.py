@@ -286,3 +286,15 @@ def test_checkpoint_scaling_trains_its_source_and_anneals_each_export() -> None:
     d = decide(spec, {"source": {"train": ChildState(phase=FAIL, message="oom")}})
     assert [r["phase"] for r in d.rows] == [FAIL, "Skipped", "Skipped", "Skipped"]
     assert d.phase == FAIL and "fewer than two checkpoints" in d.message
+
+
+def test_a_deleted_earlier_child_is_not_created_again() -> None:
+    """train-eval exists, so train succeeded: its child having been deleted since must
+    not start a second training run."""
+    spec = _spec(parallelism=1)
+    d = decide(spec, {"clean-n32": {"train-eval": ChildState(phase=RUN)}})
+    assert d.start == []
+    assert d.rows[0]["phase"] == RUN and d.rows[0]["step"] == "train-eval"
+    d = decide(spec, {"clean-n32": {"train-eval": ChildState(phase=OK, scores={"synth-ocr": 5.0})}})
+    assert d.rows[0]["phase"] == OK
+    assert [(s.trial.name, s.step.name) for s in d.start] == [("c30-n32", "train")]
