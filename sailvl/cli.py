@@ -27,6 +27,7 @@ JOBS = {
     "data": ("sailvl.data.commands", "main"),
     "convert": ("sailvl.model.layout", "main"),
     "export": ("sailvl.model.export", "main"),
+    "plan": ("sailvl.plan_cli", "main"),
 }
 
 
@@ -68,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
 
     layout.add_arguments(sub.add_parser("convert", help="checkpoint: original InternVL <-> native"))
     export.add_arguments(sub.add_parser("export", help="DeepSpeed step checkpoint -> model folder"))
+    from sailvl import plan_cli
+
+    plan_cli.add_arguments(sub.add_parser("plan", help="device-hours of a Curriculum's steps"))
     return p
 
 

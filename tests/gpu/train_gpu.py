@@ -49,6 +49,11 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=8192)
     ap.add_argument("--micro", type=int, default=4, help="packed rows per step")
     ap.add_argument("--profile", action="store_true", help="print the top kernels of a step")
+    ap.add_argument(
+        "--throughput-out",
+        default="",
+        help="write the measured tokens/s as a `sailvl plan` throughput file (YAML)",
+    )
     args = ap.parse_args()
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29533", "RANK": "0",
                        "LOCAL_RANK": "0", "WORLD_SIZE": "1", "DS_ACCELERATOR": "cuda"})  # fmt: skip
@@ -152,6 +157,18 @@ def main() -> int:
         f"model TFLOP/step {flops_per_step / 1e12:.2f}, achieved {flops_per_step / sec / 1e12:.1f} TFLOP/s"
     )
     print(f"MFU {mfu(flops_per_step, sec, 1, peak):.1%} (peak {peak or 0:.3g} FLOP/s)")
+    if args.throughput_out:  # format: sailvl.api.compute (one device, this model)
+        import yaml
+
+        figures = {
+            "device": torch.cuda.get_device_name(),
+            "source": f"tests/gpu/train_gpu.py: {n_params / 1e6:.0f}M-parameter SAIL-VL, "
+            f"{args.micro} packed rows of {args.tokens} tokens, {runner}, MFU "
+            f"{mfu(flops_per_step, sec, 1, peak):.1%}",
+            "default": {"tokensPerSecond": round(tok / sec, 1)},
+        }
+        Path(args.throughput_out).write_text(yaml.safe_dump(figures, sort_keys=False))
+        print(f"throughput file: {args.throughput_out}")
     return 0
 
 
