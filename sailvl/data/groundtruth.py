@@ -17,11 +17,11 @@ module writes candidate collections whose order of quality is fixed before any t
   their image. A method that cannot tell it from ``clean`` is not measuring quality;
 - ``text-only``: unrelated rows without an image (arithmetic and word games);
 - ``duplicate``: a byte-identical copy of the base collection (same seed, same ids);
-- ``warmup``: shuffled rows of their own seed, to train the trials' starting checkpoint
-  (the stand-in for the paper's pretrained model): it learns the prompts and how to
-  spell the eight answers (the tiny tokenizer is byte-level), not which answer goes
-  with which image, so the candidates' SFT subsets start from the same footing and
-  their quality, not the vocabulary, decides the score.
+- ``warmup``: clean rows of their own seed, to train the trials' starting checkpoint
+  (the stand-in for the paper's pretrained model): the tiny model learns the prompts,
+  how to spell the eight answers (its tokenizer is byte-level) and, partly, to read
+  the scene, so that a candidate's short SFT subset moves the score up or down from
+  there instead of spending its steps on the vocabulary.
 
 The selection benchmark ``gt-shapes`` is drawn from the same family (same renderer,
 questions and answer sets; another seed) in VLMEvalKit's TSV format and is scored with
@@ -184,7 +184,7 @@ class Sizes:
     anneal: int = 256
     """The fixed annealing set of checkpointScaling (clean, its own seed)."""
     warmup: int = 1024
-    """The starting checkpoint's training rows (shuffled answers, its own seed)."""
+    """The starting checkpoint's training rows (clean, its own seed)."""
     bench: int = 96
     """Rows of the gt-shapes benchmark (half colour, half shape questions)."""
 
@@ -213,10 +213,7 @@ def collections(sizes: Sizes, seed: int = 0) -> Iterator[tuple[str, list[dict]]]
     yield "shuffled", shuffle_answers(clean, s["clean"])
     yield "text-only", text_rows(sizes.candidate, s["text-only"])
     yield "anneal", task_rows(sizes.anneal, s["anneal"], name="anneal")
-    yield (
-        "warmup",
-        shuffle_answers(task_rows(sizes.warmup, s["warmup"], name="warmup"), s["warmup"]),
-    )
+    yield "warmup", task_rows(sizes.warmup, s["warmup"], name="warmup")
 
 
 def write_groundtruth(root: str, sizes: Sizes | None = None, seed: int = 0) -> dict[str, str]:

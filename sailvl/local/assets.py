@@ -58,16 +58,19 @@ def ensure_assets(root: str, profile: str = "synthetic") -> None:
         from sailvl.data.groundtruth import write_groundtruth
 
         write_groundtruth(root)
-    else:
-        n = SIZES[profile]
-        write_datasets(root.rstrip("/"), n)
-        from sailvl.eval.synthetic import write_synthetic as write_benchmarks
+        save_initial_model(f"{root.rstrip('/')}/models/tiny-init")
+        train_warm_start(root)
+        store.write_bytes(MARKER, b"ok\n")
+        return
+    n = SIZES[profile]
+    write_datasets(root.rstrip("/"), n)
+    from sailvl.eval.synthetic import write_synthetic as write_benchmarks
 
-        write_benchmarks(f"{root.rstrip('/')}/bench", n=n["bench"], seed=0, heldout=True)
-        from sailvl.eval.synthetic_understanding import write_understanding
+    write_benchmarks(f"{root.rstrip('/')}/bench", n=n["bench"], seed=0, heldout=True)
+    from sailvl.eval.synthetic_understanding import write_understanding
 
-        bench = f"{root.rstrip('/')}/bench"
-        write_understanding(bench, n=max(3, n["bench"] // 10), names=UNDERSTANDING)
+    bench = f"{root.rstrip('/')}/bench"
+    write_understanding(bench, n=max(3, n["bench"] // 10), names=UNDERSTANDING)
     save_initial_model(f"{root.rstrip('/')}/models/tiny-init")
     store.write_bytes(MARKER, b"ok\n")
 
@@ -117,6 +120,55 @@ def _row(id_: str, image_b64: str, prompt: str, answer: str, source: str) -> dic
         "source": source,
         "lang": "en",
     }
+
+
+# The ground-truth Experiments' starting checkpoint (see sailvl.data.groundtruth):
+# the tiny model trained on the clean warm-up rows, through the local executor; 160
+# steps of 8 reach about 81 gt-shapes (not saturated, so SFT subsets move it both ways).
+WARM_START = {"steps": 160, "lr": 3e-3, "global_batch": 8}
+
+
+def train_warm_start(root: str) -> str:
+    """Train ``<root>/models/warm-start/final`` from ``models/tiny-init`` on
+    ``data/warmup`` as a one-stage Curriculum run by the local executor (so exactly as
+    any stage: ``sailvl train`` in a subprocess, DeepSpeed, one CPU process); resumes
+    or skips like any stage. Return the checkpoint's URI."""
+    import tempfile
+    from pathlib import Path
+
+    from sailvl.api.curriculum import CurriculumSpec
+
+    from .executor import LocalExecutor
+
+    root = root.rstrip("/")
+    spec = CurriculumSpec.model_validate(
+        {
+            "storage": {"uri": f"{root}/models"},
+            "model": {"preset": "tiny", "init": f"{root}/models/tiny-init"},
+            "defaults": {
+                "accelerator": "cpu", "devicesPerNode": 1, "maxRestarts": 0,
+                "deepspeed": {"zeroStage": 2, "precision": "fp32"},
+                "packing": {"maxTokens": 2048, "maxImages": 32},
+                "checkpoint": {"intervalSteps": 1000, "keep": 1},
+            },
+            "stages": [
+                {
+                    "name": "warm-start", "preset": "sft-instruction", "maxTiles": 1,
+                    "data": [{"uri": f"{root}/data/warmup"}],
+                    "budget": {"steps": WARM_START["steps"]},
+                    "globalBatch": WARM_START["global_batch"],
+                    "optimizer": {"lr": WARM_START["lr"], "warmupRatio": 0.1},
+                }
+            ],
+        }
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="sailvl-warm-start-") as work:
+        rc = LocalExecutor("warm-start", spec, Path(work)).run()
+        if rc != 0:
+            log = Path(work) / "local" / "warm-start" / "log.txt"
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise RuntimeError(f"the ground-truth warm start failed:\n{tail}")
+    return f"{root}/models/warm-start/final"
 
 
 def save_initial_model(uri: str, seed: int = 0) -> None:
