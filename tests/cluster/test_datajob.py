@@ -175,3 +175,26 @@ def test_invalid_datajobs_never_start_a_pod(cluster: Any, crds: None, namespace:
         time.sleep(2)  # no retries, no crash loop
     assert k.json("get", "jobs,pods", "-n", namespace)["items"] == []
     assert events(k, namespace, "gpu").count("InvalidSpec") == 1
+
+
+def test_import_datajob_gets_no_judge_key(cluster: Any, crds: None, namespace: str) -> None:
+    """task: import over 2 indexes: the same Job shape, storage keys only (no judge key)."""
+    k = cluster.kubectl
+    secrets(k, namespace)
+    job = score_job("imp", namespace, task="import", parallelism=2,
+                    **{"import": {"format": "llava", "imageRoot": "s3://data/raw/images"}})  # fmt: skip
+    del job["spec"]["score"]
+    with operator(cluster.kubeconfig, namespace):
+        k.apply(job)
+        wait_for(lambda: len(running_pods(k, namespace, owner="imp")) == 2, timeout=60,
+                 what="2 running pods")  # fmt: skip
+        ctr = (k.get("job", "imp-0", namespace) or {})["spec"]["template"]["spec"]["containers"][0]
+        names = {e["name"] for e in ctr["env"]}
+        assert "AWS_ACCESS_KEY_ID" in names and "SAILVL_JUDGE_API_KEY" not in names
+        cfg = (k.get("configmap", "imp-config", namespace) or {})["data"]["job.yaml"]
+        assert "task: import" in cfg and "imageRoot: s3://data/raw/images" in cfg
+        exit_pods(k, namespace, "imp", lambda i: 0,
+                  lambda: phase(k, "datajob", "imp", namespace) == "Succeeded")  # fmt: skip
+        time.sleep(1)
+    st = get(k, "datajob", "imp", namespace)["status"]
+    assert (st["shardsTotal"], st["shardsDone"], st["shardsFailed"]) == (2, 2, 0)
