@@ -276,6 +276,12 @@ class Compare(ApiModel):
     plans: list[ComparePlan] = Field(min_length=2, max_length=8)
     """The plans (2 to 8, names unique); their budgets (samples, or steps x globalBatch)
     must add up to the same total."""
+    eval_every: PositiveInt | None = None
+    """Samples between the points of a curve inside a stage: each stage exports its model
+    every evalEvery samples (checkpoint.exportEverySteps = evalEvery / globalBatch, which
+    must divide) and each export is evaluated after the stage, as step
+    <stage>-at<step>, so a one-stage plan draws a curve too. Unset: one point per stage
+    (its final eval)."""
 
     @model_validator(mode="after")
     def _unique(self) -> Compare:

@@ -26,13 +26,13 @@ that message. Scores are on the 0-100 scale; deltas are in points.
   selection metric, each with the log-linear fit ``a + b * log10(tokens)`` and R^2.
 - correlation: pretrained score against post-SFT score per checkpoint; Pearson rho,
   R^2 (= rho^2) and the least-squares line.
-- compare: each plan's curve (cumulative samples at the end of each stage, score of
-  that stage's eval), the final scores, the best plan.
+- compare: each plan's curve (samples seen at the end of each stage, and with
+  ``evalEvery`` at each evaluated export inside a stage, against that eval's score),
+  the final scores, the best plan.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from sailvl.api import constants as c
@@ -41,7 +41,7 @@ from sailvl.api.experiment import ExperimentSpec
 from sailvl.eval.scaling import fit_log_linear, pearson
 
 from .stats import fit_line, kendall_tau, ranks, spearman
-from .trials import Results, Trial, last_eval, metric_value, trial_steps
+from .trials import Results, Trial, curve_samples, last_eval, metric_value
 
 COND_RANK_AGREEMENT = "RankAgreement"
 REASON_RANK_DISAGREEMENT = "RankDisagreement"
@@ -383,25 +383,15 @@ def correlation(
 
 
 def stage_samples(exp: ExperimentSpec, trial: Trial) -> list[int | None]:
-    """Samples each stage of a compare plan trains on (samples, or steps x globalBatch;
-    None for a tokens budget)."""
-    from sailvl.api.compose import stage_spec
-
-    from .trials import trial_curriculum
+    """Samples each stage of a compare plan trains on (samples rounded up to whole steps,
+    or steps x globalBatch; None for a tokens budget)."""
+    from .trials import _batch_and_steps, trial_curriculum
 
     cur = trial_curriculum(exp, trial, {})
     out: list[int | None] = []
     for i in range(len(cur.stages)):
-        spec = stage_spec(cur, i).resolved()
-        b = spec.budget
-        if b.samples is not None:
-            assert spec.global_batch is not None
-            out.append(math.ceil(b.samples / spec.global_batch) * spec.global_batch)
-        elif b.steps is not None:
-            assert spec.global_batch is not None
-            out.append(b.steps * spec.global_batch)
-        else:
-            out.append(None)
+        gb, total = _batch_and_steps(cur, i)
+        out.append(total * gb if gb and total else None)
     return out
 
 
@@ -410,20 +400,22 @@ def compare(exp: ExperimentSpec, every: list[Trial], results: Results, final: bo
     finals: dict[str, float] = {}
     for t in every:
         states = results.get(t.name, {})
-        sizes = stage_samples(exp, t)
-        evals = [s for s in trial_steps(exp, t) if s.kind == "EvalSuite"]
-        x, pts = 0, []
-        for step, n in zip(evals, sizes, strict=True):
-            x += n or 0
-            st = states.get(step.name)
-            if st is None or st.phase != c.SUCCEEDED:
+        xs = curve_samples(exp, t)
+        pts = []
+        for name, x in xs.items():
+            st = states.get(name)
+            if x is None or st is None or st.phase != c.SUCCEEDED:
                 continue
             v = metric_value(st.scores, exp.selection.metric)
             if v is not None:
                 pts.append([float(x), _r(v)])
+        pts.sort()
         curves[t.name] = pts
-        if pts and len(pts) == len(evals):
-            finals[t.name] = pts[-1][1]
+        ev = last_eval(exp, t, states)
+        if ev is not None and ev.phase == c.SUCCEEDED:
+            v = metric_value(ev.scores, exp.selection.metric)
+            if v is not None:
+                finals[t.name] = _r(v)
     decision: dict[str, Any] = {"metric": exp.selection.metric, "curves": curves, "final": finals}
     best = max(finals, key=lambda k: finals[k]) if finals else None
     if len(finals) < 2:

@@ -39,6 +39,7 @@ from .trials import (
     EXPORT_FIELD,
     PRETRAIN_EVAL,
     Trial,
+    _batch_and_steps,
     child_name,
     child_spec,
     scaling_marks,
@@ -241,6 +242,19 @@ def _compare_budgets(exp: ExperimentSpec) -> list[str]:
             )
             continue
         totals[trial.name] = sum(n or 0 for n in sizes)
+    every = cmp.eval_every
+    for k, trial in enumerate(trials(exp)):
+        if every is None or trial.name not in totals:
+            continue
+        cur = trial_curriculum(exp, trial, {})
+        for i in range(len(cur.stages)):
+            gb, _ = _batch_and_steps(cur, i)
+            if gb and every % gb:
+                out.append(
+                    f"spec.strategy.compare.evalEvery: {every} samples is not a whole number "
+                    f"of steps of plans[{k}].stages[{i}] (globalBatch {gb}): use a multiple "
+                    f"of {gb}"
+                )
     if len(set(totals.values())) > 1:
         listed = ", ".join(f"{k} {v}" for k, v in totals.items())
         out.append(
@@ -279,6 +293,14 @@ def experiment_problems(
             msg = _INNER.sub(partial(_inner, exp, trial), msg)
             found.setdefault(f"{_where(exp, trial, path)}: {msg}", []).append(trial.name)
         if lines:
+            continue
+        names = [s.name for s in trial_steps(exp, trial)]
+        clash = sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            out.append(
+                f"spec.strategy: trial {trial.name} would have two steps named {clash[0]!r} "
+                "(a stage name ending like a generated step: -eval, -at<step>); rename it"
+            )
             continue
         for step in trial_steps(exp, trial):
             spec = child_spec(exp, trial, step, {})

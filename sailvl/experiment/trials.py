@@ -53,7 +53,7 @@ from pydantic import BaseModel
 
 from sailvl.api import constants as c
 from sailvl.api.benchmarks import aggregate, normalised
-from sailvl.api.compose import Step, _deep_merge, eval_spec, stage_spec, steps
+from sailvl.api.compose import Step, _deep_merge, eval_spec, stage_output, stage_spec, steps
 from sailvl.api.curriculum import CurriculumSpec
 from sailvl.api.experiment import ExperimentSpec, TrialStage, TrialStatus
 from sailvl.api.flow import ChildState
@@ -90,6 +90,8 @@ class TrialStep:
     name: str
     kind: str  # TrainStage | EvalSuite
     stage_index: int | None = None
+    export_step: int | None = None
+    """compare.evalEvery: this eval scores the stage's export at this optimizer step."""
 
 
 def child_name(experiment: str, trial: str, step: str) -> str:
@@ -261,6 +263,48 @@ def trial_curriculum(exp: ExperimentSpec, trial: Trial, results: Results) -> Cur
         assert s.compare is not None
         plan = next(p for p in s.compare.plans if p.name == trial.variant["plan"])
         stages = [_stage(exp, _fields(st)) for st in plan.stages]
+        every = s.compare.eval_every
+        if every is not None:
+            plain = _curriculum(exp, trial, model, stages)
+            for i, body in enumerate(stages):
+                gb, total = _batch_and_steps(plain, i)
+                if gb and every % gb == 0 and every // gb < total:
+                    export = {"checkpoint": {"exportEverySteps": every // gb}}
+                    body["overrides"] = _deep_merge(body.get("overrides") or {}, export)
+    return _curriculum(exp, trial, model, stages)
+
+
+def _batch_and_steps(cur: CurriculumSpec, index: int) -> tuple[int | None, int]:
+    """(globalBatch, optimizer steps) of a stage with a samples or steps budget; steps 0
+    for a tokens budget (its step count is known only at run time)."""
+    spec = stage_spec(cur, index).resolved()
+    b, gb = spec.budget, spec.global_batch
+    if b.steps is not None:
+        return gb, b.steps
+    if b.samples is not None and gb:
+        return gb, -(-b.samples // gb)
+    return gb, 0
+
+
+def export_steps(exp: ExperimentSpec, trial: Trial) -> dict[int, list[int]]:
+    """compare.evalEvery: stage index -> the steps of its exports evaluated as curve
+    points (before the last step, which the stage's own eval scores)."""
+    cmp = exp.strategy.compare
+    if cmp is None or cmp.eval_every is None:
+        return {}
+    cur = trial_curriculum(exp, trial, {})
+    out = {}
+    for i in range(len(cur.stages)):
+        k = stage_spec(cur, i).checkpoint.export_every_steps
+        if k:
+            _, total = _batch_and_steps(cur, i)
+            out[i] = list(range(k, total, k))
+    return out
+
+
+def _curriculum(
+    exp: ExperimentSpec, trial: Trial, model: dict[str, Any], stages: list[dict[str, Any]]
+) -> CurriculumSpec:
     body: dict[str, Any] = {
         "storage": {
             "uri": f"{exp.storage.uri.rstrip('/')}/{trial.name}",
@@ -280,7 +324,34 @@ def trial_steps(exp: ExperimentSpec, trial: Trial) -> list[TrialStep]:
     """The trial's steps in order (their structure never depends on results)."""
     cur = trial_curriculum(exp, trial, {})
     out = [TrialStep(PRETRAIN_EVAL, "EvalSuite", 0)] if exp.strategy.correlation else []
-    return out + [TrialStep(s.name, s.kind, s.stage_index) for s in steps(cur)]
+    exports = export_steps(exp, trial)
+    for s in steps(cur):
+        out.append(TrialStep(s.name, s.kind, s.stage_index))
+        if s.kind == "TrainStage" and s.stage_index in exports:
+            out += [
+                TrialStep(f"{s.name}-at{n}", "EvalSuite", s.stage_index, export_step=n)
+                for n in exports[s.stage_index]
+            ]
+    return out
+
+
+def curve_samples(exp: ExperimentSpec, trial: Trial) -> dict[str, int | None]:
+    """Eval step -> training samples seen by the model it scores, counted from the start
+    of the trial (compare's x axis); None after a stage with a tokens budget."""
+    cur = trial_curriculum(exp, trial, {})
+    out: dict[str, int | None] = {}
+    before: int | None = 0
+    for step in trial_steps(exp, trial):
+        if step.kind != "EvalSuite" or step.stage_index is None:
+            continue
+        gb, total = _batch_and_steps(cur, step.stage_index)
+        if step.export_step is not None:
+            out[step.name] = None if before is None or not gb else before + step.export_step * gb
+            continue
+        end = None if before is None or not gb or not total else before + total * gb
+        out[step.name] = end
+        before = end
+    return out
 
 
 def child_spec(exp: ExperimentSpec, trial: Trial, step: TrialStep, results: Results) -> BaseModel:
@@ -298,6 +369,17 @@ def child_spec(exp: ExperimentSpec, trial: Trial, step: TrialStep, results: Resu
         )
     if step.kind == "TrainStage":
         return stage_spec(cur, step.stage_index)
+    if step.export_step is not None:  # compare.evalEvery: a stage's intermediate export
+        name = cur.stages[step.stage_index].name
+        spec = eval_spec(cur, Step(f"{name}-eval", "EvalSuite", step.stage_index))
+        output = stage_output(cur, step.stage_index)
+        return spec.model_copy(
+            update={
+                "model": f"{output}/export/step-{step.export_step}",
+                "output": f"{cur.storage.uri}/{step.name}",
+                "tokens": None,
+            }
+        )
     tokens = trial_tokens(exp, trial, results.get(trial.name, {}))
     return eval_spec(cur, Step(step.name, "EvalSuite", step.stage_index), tokens)
 

@@ -114,6 +114,9 @@ CASES: list[tuple[str, str, Edit, str]] = [
      "spec.strategy.compare.plans: the plans must train on the same total number of samples"),
     ("tokens budget compared", "compare", _set("strategy.compare.plans.1.stages.0.budget", {"tokens": 9000}),
      "spec.strategy.compare.plans[1]: a tokens budget cannot be compared"),
+    ("eval every not whole steps", "compare", _set("strategy.compare.evalEvery", 12),
+     "spec.strategy.compare.evalEvery: 12 samples is not a whole number of steps of "
+     "plans[0].stages[0] (globalBatch 8): use a multiple of 8"),
     ("plan stage batch", "compare", _set("strategy.compare.plans.0.stages.1.globalBatch", 64),
      "spec.strategy.compare.plans[0].stages[1].budget.samples: 32 is smaller than one step (globalBatch 64)"),
 ]  # fmt: skip

@@ -40,6 +40,7 @@ def simulate(
     that were ever active at once."""
     results: Results = {}
     created: list[tuple[str, str]] = []
+    kinds: dict[tuple[str, str], str] = {}
     most = 0
     for _ in range(limit):
         d = decide(spec, results)
@@ -48,6 +49,7 @@ def simulate(
             child_spec(spec, s.trial, s.step, results)  # buildable at creation
             results.setdefault(s.trial.name, {})[s.step.name] = ChildState(phase=RUN)
             created.append((s.trial.name, s.step.name))
+            kinds[(s.trial.name, s.step.name)] = s.step.kind
         active = {
             t for t, steps in results.items()
             if any(st.phase == RUN for st in steps.values())
@@ -58,7 +60,7 @@ def simulate(
             return d, results, created, most
         t, s = running[0]
         phase = FAIL if t in fail else OK
-        sc = scores(t, s) if s.endswith("eval") and phase == OK else {}
+        sc = scores(t, s) if kinds[(t, s)] == "EvalSuite" and phase == OK else {}
         results[t][s] = ChildState(phase=phase, scores=sc, tokens=1000, message="boom")
     raise AssertionError("did not finish")
 
@@ -298,3 +300,27 @@ def test_a_deleted_earlier_child_is_not_created_again() -> None:
     d = decide(spec, {"clean-n32": {"train-eval": ChildState(phase=OK, scores={"synth-ocr": 5.0})}})
     assert d.rows[0]["phase"] == OK
     assert [(s.trial.name, s.step.name) for s in d.start] == [("c30-n32", "train")]
+
+
+def test_compare_eval_every_evaluates_exports_inside_stages() -> None:
+    obj = experiment("compare")
+    obj["spec"]["strategy"]["compare"]["evalEvery"] = 32  # 4 steps of globalBatch 8
+    spec = parse_resource(obj)[2]
+    three, allin = trials(spec)
+    # three: 32 samples per stage = 4 steps: no export before its last step.
+    assert [s.name for s in trial_steps(spec, three)] == [
+        "know", "know-eval", "instr", "instr-eval", "pref", "pref-eval"
+    ]  # fmt: skip
+    # allin: 12 steps, exports every 4 steps; steps 4 and 8 are curve points.
+    steps = trial_steps(spec, allin)
+    assert [s.name for s in steps] == ["all", "all-at4", "all-at8", "all-eval"]
+    train = child_spec(spec, allin, steps[0], {})
+    assert train.checkpoint.export_every_steps == 4
+    ev = child_spec(spec, allin, steps[1], {})
+    assert ev.model == "file:///runs/exp/allin/all/export/step-4"
+    assert ev.output == "file:///runs/exp/allin/all-at4"
+    final = {"all-at4": 20.0, "all-at8": 30.0, "all-eval": 45.0}
+    d, _, created, _ = simulate(spec, lambda t, s: {"synth-ocr": final.get(s, 50.0)})
+    assert [s for t, s in created if t == "allin"] == ["all", "all-at4", "all-at8", "all-eval"]
+    assert d.result["curves"]["allin"] == [[32.0, 20.0], [64.0, 30.0], [96.0, 45.0]]
+    assert d.result["final"] == {"three": 50.0, "allin": 45.0}
