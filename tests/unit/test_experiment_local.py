@@ -123,3 +123,21 @@ def test_a_rerun_resumes_and_runs_nothing_twice(
     assert sorted(second.ran + finished) == sorted(set(second.ran + finished))
     assert len(second.ran + finished) == 12
     assert result.phase == "Succeeded" and result.best == "clean"
+
+
+def test_sailvl_run_refuses_an_invalid_experiment_naming_line_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from sailvl.cli import main as cli
+
+    obj = experiment()
+    obj["spec"]["strategy"]["quickQuality"]["samples"] = [4]
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(obj, sort_keys=False))
+    assert cli(["run", str(path), "--runs", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "spec.strategy.quickQuality.samples[0]: 4 is smaller than one step" in err
+    assert "line " in err
+    assert not (tmp_path / "runs" / "exp" / "trials").exists()  # nothing started
