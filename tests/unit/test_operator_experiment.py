@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 
-from sailvl.api import parse_resource
+from sailvl.api import SpecError, parse_resource
 from sailvl.api.flow import ChildState
 from sailvl.experiment.trials import decide
 from sailvl_operator import experiment as e
@@ -40,7 +41,7 @@ def test_running_status_has_the_table_but_no_decision() -> None:
     new = e.status_of(body(), exp, d)
     assert new["phase"] == "Running" and new["strategy"] == "quickQuality"
     assert new["trialsTotal"] == len(new["trials"]) == 6
-    assert new["trialsRunning"] == 0 and new["trialsDone"] == 0
+    assert new["trialsRunning"] == 2 and new["trialsDone"] == 0  # parallelism 2 start now
     assert "decision" not in new and "best" not in new and "completionTime" not in new
     assert {c["type"]: c["status"] for c in new["conditions"]}["Ready"] == "True"
     assert new["observedGeneration"] == 3
@@ -88,3 +89,20 @@ def test_gauges_follow_the_watch_and_go_with_the_experiment() -> None:
     assert get("sailvl_experiment_trials", {**labels, "phase": "Succeeded"}) is None
     assert get("sailvl_experiment_best_score", labels) is None
     e.observe_metrics(obj, "DELETED")  # a second delete (a re-list) is harmless
+
+
+def test_the_spec_is_validated_once_per_generation() -> None:
+    obj = body(name="cached")
+    obj["metadata"]["uid"] = "uid-cached"
+    first = e.parsed_spec(obj)
+    assert e.parsed_spec(obj) is first  # same generation: no second validation
+    obj["spec"]["parallelism"] = 5
+    assert e.parsed_spec(obj).parallelism == 2  # a spec edit bumps the generation first
+    obj["metadata"]["generation"] = 4
+    assert e.parsed_spec(obj).parallelism == 5
+    bad = body(name="bad")
+    bad["metadata"].update(uid="uid-bad", generation=1)
+    bad["spec"]["selection"] = {"metric": "mmlu"}
+    for _ in range(2):  # refused every time, never cached
+        with pytest.raises(SpecError, match="spec.selection.metric"):
+            e.parsed_spec(bad)
