@@ -64,8 +64,13 @@ def observe_event(
         if kind == "TrainStage":
             _remove(metrics, "sailvl_operator_train_restarts", ns, name)
         if kind == "Curriculum":
-            _remove(metrics, "sailvl_curriculum_step", ns, name)
-            _remove(metrics, "sailvl_curriculum_steps", ns, name)
+            # Exported by curriculum.py's own Metrics (the sailvl_curriculum_ family):
+            # `metrics` (the operator family) does not hold them and raised KeyError
+            # here, which _remove swallowed, so they outlived the Curriculum.
+            from .curriculum import METRICS as CURRICULUM_METRICS
+
+            _remove(CURRICULUM_METRICS, "sailvl_curriculum_step", ns, name)
+            _remove(CURRICULUM_METRICS, "sailvl_curriculum_steps", ns, name)
     else:
         phase = st.get("phase") or c.PENDING
         index.seen(key, phase)
