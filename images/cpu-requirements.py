@@ -1,11 +1,14 @@
 """Print a pinned requirement list for a CPU-only install of the given pip specs.
 
-torch on PyPI is the CUDA build and depends on about 4 GB of CUDA libraries (nvidia-*,
-cuda-*) and triton (the GPU kernel compiler). The same torch wheel imports and runs on
-CPU without them: it loads the CUDA libraries only when CUDA is used. pip cannot skip a
-dependency, so this asks pip to resolve the specs (``--dry-run --report``: metadata only,
-nothing installed), drops the GPU-only distributions, and prints ``name==version`` lines
-for ``pip install --no-deps -r``. The resolution is pip's own; only the filter is ours.
+torch on PyPI is the CUDA build. Its shared libraries are linked against the CUDA
+runtime libraries of the nvidia-* wheels (libtorch_cuda.so needs cudart, cuBLAS, cuDNN,
+cuFFT, cuSPARSE, NCCL, ...): ``import torch`` fails without them even on a machine that
+never uses CUDA ("libcublasLt.so.*[0-9] not found"), so they stay. triton (1 GB, the GPU
+kernel compiler) is only imported when a GPU kernel is compiled: it is left out. pip
+cannot skip a dependency, so this asks pip to resolve the specs (``--dry-run --report``:
+metadata only, nothing installed), drops the GPU-only distributions, and prints
+``name==version`` lines for ``pip install --no-deps -r``. The resolution is pip's own;
+only the filter is ours.
 
 Usage: python cpu-requirements.py [--pyproject FILE --extra NAME]... [SPEC...] > req.txt
 
@@ -23,9 +26,10 @@ import subprocess
 import sys
 import tomllib
 
-#: GPU-only distributions torch pulls in on Linux (CUDA runtime libraries, cuDNN, NCCL,
-#: the CUDA toolkit meta package and its Python bindings, triton).
-GPU_ONLY = re.compile(r"^(nvidia-.*|cuda-.*|triton)$")
+#: Distributions torch pulls in on Linux that a CPU run never loads: triton. (Not the
+#: nvidia-* CUDA libraries: torch's own shared libraries are linked against them;
+#: tests/unit/test_cpu_requirements.py checks that against the installed torch.)
+GPU_ONLY = re.compile(r"^triton$")
 
 
 def pyproject_specs(path: str, extras: list[str]) -> list[str]:

@@ -15,8 +15,9 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY images/cpu-requirements.py /src/images/
 COPY pyproject.toml ./
-# torch on PyPI is the CUDA build; it runs on CPU without its ~4 GB of nvidia-*, cuda-*
-# and triton wheels, which cpu-requirements.py leaves out of pip's own resolution of the
+# torch on PyPI is the CUDA build, linked against the CUDA runtime libraries of its
+# nvidia-* wheels (import fails without them, even on CPU); cpu-requirements.py leaves
+# only triton (1 GB, the GPU kernel compiler) out of pip's own resolution of the
 # dependencies of "./[train]". They get a layer of their own: a change under sailvl/
 # reinstalls only the package. The pip cache is a build-time mount, never in a layer.
 # hadolint ignore=DL3042
