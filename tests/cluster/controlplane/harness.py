@@ -262,6 +262,21 @@ class ControlPlane:
         return comp
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    # A second signal must not cut stop() short: a real node would leave its
+    # processes, iptables chains and sysctls behind.
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt  # SIGTERM / SIGHUP stop the components like Ctrl-C
+
+
+def stop_on_signals() -> None:
+    """SIGTERM, SIGHUP and SIGINT (even when started with & in a script, which ignores
+    it) raise KeyboardInterrupt once, so the caller's ``finally`` stops the cluster."""
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, _interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start a cluster, print its KUBECONFIG, and keep it up until Ctrl-C."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -275,16 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         Config(workdir=args.workdir, keep_workdir=args.workdir is not None, real_node=real)
     )
 
-    def interrupt(signum: int, frame: object) -> None:
-        # A second signal must not cut stop() short: a real node would leave its
-        # processes, iptables chains and sysctls behind.
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            signal.signal(sig, signal.SIG_IGN)
-        raise KeyboardInterrupt  # SIGTERM / SIGHUP stop the components like Ctrl-C
-
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGHUP, interrupt)
-    signal.signal(signal.SIGINT, interrupt)  # even if started with & in a script
+    stop_on_signals()
     try:
         cp.start()
     except ControlPlaneUnavailable as err:
