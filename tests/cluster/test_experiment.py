@@ -135,9 +135,11 @@ def drive(
     scores: Callable[[str], dict[str, float]] = candidate_scores,
     timeout: float = 240,
     passes: int = 0,
+    exit_code: Callable[[str], int] = lambda owner: 0,
 ) -> None:
     """Until ``done()`` (or for ``passes`` passes): every running eval pod reports
-    ``scores(<its EvalSuite>)``, then every running pod exits 0."""
+    ``scores(<its EvalSuite>)``, then every running pod exits with
+    ``exit_code(<its TrainStage or EvalSuite>)``."""
     deadline = time.monotonic() + timeout
     n = 0
     while not done():
@@ -166,9 +168,12 @@ def drive(
                     "-p",
                     _json({"status": {"scores": scores(suite)}}),
                 )
-        if running:  # one kubectl call for all of them: the loop's pace is kubectl's
-            names = [m["name"] for m in running]
-            kubectl("annotate", "pod", *names, "-n", ns, f"{EXIT_ANNOTATION}=0", "--overwrite")
+        by_code: dict[int, list[str]] = {}
+        for meta in running:
+            code = exit_code(meta["labels"]["sailvl.io/name"])
+            by_code.setdefault(code, []).append(meta["name"])
+        for code, names in by_code.items():  # one kubectl call per code: kubectl sets the pace
+            kubectl("annotate", "pod", *names, "-n", ns, f"{EXIT_ANNOTATION}={code}", "--overwrite")
         time.sleep(0.2)
 
 
@@ -200,7 +205,7 @@ def test_experiment_parallelism_restart_decision_once_and_delete(
     with sampler(k, ns) as seen:
         with operator(cluster.kubeconfig, ns):
             # Two trials start; the other two wait while the first two run.
-            wait_for(lambda: len(active_trials(k, ns)) == 2, timeout=60, what="2 trials")
+            wait_for(lambda: len(active_trials(k, ns)) >= 2, timeout=60, what="2 trials")
             time.sleep(2)
             assert {c["metadata"]["labels"]["sailvl.io/trial"] for c in trial_children(k, ns)} == {
                 "clean-n64",
@@ -382,3 +387,40 @@ def test_the_other_strategies_run_to_a_decision(
         }
         assert len(steps) == len(kids["items"])  # one child per trial step
         assert {t for t, _ in steps} == {r["name"] for r in st["trials"]}
+
+
+def test_a_failed_trial_is_a_row_and_the_others_decide(
+    cluster: Any,
+    crds: None,  # noqa: F811
+    namespace: str,
+) -> None:
+    """Three candidates at one size, all at once; the train pod of one exits 2 (a
+    configuration error: no group restart). That trial is Failed with its reason, one
+    TrialFailed event; the other two finish and the ranking is theirs."""
+    k, ns = cluster.kubectl, namespace
+    obj = quick_quality("qf", ns)
+    qq = obj["spec"]["strategy"]["quickQuality"]
+    qq["candidates"].append({"name": "broken", "data": [{"name": "b", "uri": "s3://data/b"}]})
+    qq["samples"] = [64]
+    obj["spec"]["parallelism"] = 3
+    k.apply(obj)
+
+    def exit_code(owner: str) -> int:  # 2: a configuration error, failed at once
+        return 2 if owner.startswith("qf-broken-") else 0
+
+    with operator(cluster.kubeconfig, ns):
+        drive(
+            k,
+            ns,
+            lambda: phase(k, "experiment", "qf", ns) in ("Succeeded", "Failed"),
+            exit_code=exit_code,
+        )
+    st = get(k, "experiment", "qf", ns)["status"]
+    rows = {r["name"]: r for r in st["trials"]}
+    assert rows["broken-n64"]["phase"] == "Failed", rows
+    assert "train" in (rows["broken-n64"].get("message") or ""), rows["broken-n64"]
+    assert rows["clean-n64"]["phase"] == rows["noisy-n64"]["phase"] == "Succeeded"
+    assert st["phase"] == "Succeeded" and st["decision"]["ranking"] == ["clean", "noisy"], st
+    assert st["trialsDone"] == 3
+    assert len(events_of(k, ns, "qf", "TrialFailed")) == 1
+    assert k.get("evalsuite", "qf-broken-n64-train-eval", ns) is None  # never started
