@@ -50,6 +50,19 @@ def _remove(metrics: Metrics, name: str, *labels: str) -> None:
         metrics[name].remove(*labels)
 
 
+def _remove_matching(metrics: Metrics, name: str, *prefix: str) -> None:
+    """Remove every series of ``name`` whose first label values are ``prefix`` (a
+    labelled family with a label the caller cannot list, e.g. a Curriculum's gate
+    counters, one per gated step); read from the family's own samples."""
+    family = metrics[name]
+    width = len(prefix)
+    for metric in family.collect():
+        for sample in metric.samples:
+            values = tuple(sample.labels.get(n, "") for n in family._labelnames)
+            if values[:width] == prefix and sample.name.endswith("_total"):
+                _remove(metrics, name, *values)
+
+
 def observe_event(
     metrics: Metrics, index: PhaseIndex, kind: str, body: dict[str, Any], event: str | None
 ) -> None:
@@ -71,6 +84,7 @@ def observe_event(
 
             _remove(CURRICULUM_METRICS, "sailvl_curriculum_step", ns, name)
             _remove(CURRICULUM_METRICS, "sailvl_curriculum_steps", ns, name)
+            _remove_matching(CURRICULUM_METRICS, "sailvl_curriculum_gate_failures_total", ns, name)
     else:
         phase = st.get("phase") or c.PENDING
         index.seen(key, phase)
@@ -84,3 +98,99 @@ def observe_event(
     counts = index.counts(kind)
     for p in c.PHASES:
         metrics.labels("sailvl_operator_resources", kind=kind, phase=p).set(counts[p])
+
+
+# --- In-memory indices of Jobs and children (kopf.index), read by the hand-over.
+#
+# A Curriculum advance used to list its children (one list call per child kind) and
+# their Jobs on every event, and the Job-event path read the child again to find its
+# parent: ten API round trips between a Job's completion and the next child's create.
+# kopf keeps these indices from the watches it already holds (the indexers below are
+# registered in main.py); an index is updated before the handlers of the same event run,
+# and kopf starts no handler before every index holds its initial listing, so a handler
+# sees at least the state of the event that woke it. Children are never duplicated by a
+# stale index: child and Job names are deterministic and a create answers 409.
+#
+# The handlers hand the live index objects (kopf passes them as keyword arguments) to
+# :func:`bind`; without them (unit tests, a handler of another kind) the callers fall
+# back to list calls.
+
+JOB_INDEX = "sailvl_jobs_by_owner"
+CHILD_INDEX_PREFIX = "sailvl_children_"
+_BOUND: dict[str, Any] = {}
+
+
+def index_job(namespace: str | None, labels: Any, body: Any, **_: Any) -> dict[Any, Any]:
+    """Indexer: a Job under (namespace, the name of the resource that owns it)."""
+    owner = (labels or {}).get(c.LABEL_NAME)
+    return {(namespace, owner): dict(body)} if namespace and owner else {}
+
+
+def index_child(kind: str) -> Any:
+    """Indexer of one child kind: under ("name", kind, ns, name) and, for a Curriculum's
+    child, under ("curriculum", ns, curriculum)."""
+
+    def indexer(namespace: str | None, name: str | None, labels: Any, body: Any, **_: Any) -> Any:
+        if not namespace or not name:
+            return {}
+        obj = dict(body)
+        out: dict[Any, Any] = {("name", kind, namespace, name): obj}
+        if parent := (labels or {}).get(c.LABEL_CURRICULUM):
+            out[("curriculum", namespace, parent)] = (kind, obj)
+        return out
+
+    return indexer
+
+
+def bind(kwargs: dict[str, Any]) -> None:
+    """Keep the indices kopf passed to a handler (the same live objects every time)."""
+    for key, value in kwargs.items():
+        if key == JOB_INDEX or key.startswith(CHILD_INDEX_PREFIX):
+            _BOUND[key] = value
+
+
+def unbind() -> None:
+    """Forget the indices (tests; an operator restarted in the same process)."""
+    _BOUND.clear()
+
+
+def _values(index: Any, key: Any) -> list[Any] | None:
+    """The values under ``key`` (``[]`` when none); None when the index is not bound or
+    kopf changed it while it was read (the caller then asks the API server)."""
+    if index is None:
+        return None
+    for _ in range(3):
+        try:
+            return list(index[key]) if key in index else []
+        except (RuntimeError, KeyError):  # changed by the event loop during the read
+            continue
+    return None
+
+
+def indexed_jobs(ns: str, owners: list[str]) -> list[dict[str, Any]] | None:
+    """The Jobs of the named owners from the index; None when not bound."""
+    index = _BOUND.get(JOB_INDEX)
+    out: list[dict[str, Any]] = []
+    for owner in owners:
+        jobs = _values(index, (ns, owner))
+        if jobs is None:
+            return None
+        out += jobs
+    return out
+
+
+def indexed_children(ns: str, curriculum: str) -> list[tuple[str, dict[str, Any]]] | None:
+    """A Curriculum's children ``(kind, object)`` from the indices; None when not bound."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for kind in ("CaptionJob", "TrainStage", "EvalSuite"):
+        got = _values(_BOUND.get(CHILD_INDEX_PREFIX + kind.lower()), ("curriculum", ns, curriculum))
+        if got is None:
+            return None
+        out += got
+    return out
+
+
+def indexed_child(kind: str, ns: str, name: str) -> dict[str, Any] | None:
+    """One child from the index; None when not bound or not there."""
+    got = _values(_BOUND.get(CHILD_INDEX_PREFIX + kind.lower()), ("name", kind, ns, name))
+    return got[0] if got else None
