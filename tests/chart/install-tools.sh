@@ -11,9 +11,11 @@ if ! command -v promtool >/dev/null 2>&1; then
   SUDO=""
   if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
+  # tests/tools.sh runs this next to other apt users: wait for apt's lock, don't fail.
+  lock=(-o DPkg::Lock::Timeout=600)
+  $SUDO apt-get "${lock[@]}" update -qq
   # --no-install-recommends keeps it to the prometheus binaries (promtool included).
-  $SUDO apt-get install -y -qq --no-install-recommends prometheus
+  $SUDO apt-get "${lock[@]}" install -y -qq --no-install-recommends prometheus
   # The package starts a Prometheus server under systemd where there is one; the tests
   # need only promtool, so stop it if it is running (ignore failures in containers).
   $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
