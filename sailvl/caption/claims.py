@@ -12,10 +12,10 @@ SeaweedFS). The figures behind this choice are in the README ("Captioning at sca
 
 Objects, under the output prefix (`<g>` is a 3-digit generation):
 
-- `_claims/<input key>/<g>`: claim generation g of a shard: JSON {owner, index, run,
+- `_claims/<input key>.<g>`: claim generation g of a shard: JSON {owner, index, run,
   token, time}. Created with `create_once`, so of the pods racing for a generation
   exactly one holds it. Generation 0 is the first claim; g + 1 is a takeover.
-- `_standby/<input key>/<g>`: the one idle pod that waits to take over generation
+- `_standby/<input key>.<g>`: the one idle pod that waits to take over generation
   g - 1 when it expires (so at most one pod per in-flight shard lingers at the tail).
 - the output shard and `_index/<output key>.json` (`sailvl.caption.shards`): the shard's
   commit. The output is created with `create_once` too: the first commit wins, a later
@@ -31,8 +31,11 @@ Objects, under the output prefix (`<g>` is a 3-digit generation):
    claim. A claim from this pod's own Job index but an earlier run (the pod was
    restarted after a crash) is taken over at once; a claim older than `timeout_s` with
    fewer than `max_takeovers` takeovers is taken over (generation g + 1). Otherwise this
-   pod takes the standby of one in-flight shard if it is free and waits (polling) for
-   that shard to commit or expire; a pod with no standby to hold ends.
+   pod takes the standby of each in-flight shard whose standby is free and waits,
+   polling only those shards (their output and next claim), until each is committed or
+   expires; then one more full pass. A pod with no standby to hold ends. Full listings
+   thus happen a few times per pod, not per poll (at 30,000 shards a listing is 30
+   LIST pages on S3).
 
 Claim age comes from the claimant's clock (`time` in the claim): clocks across pods must
 agree to well under `timeout_s` (NTP gives milliseconds). A pod whose index fails for
@@ -73,6 +76,7 @@ class Claimer:
     store: Any  # the output store
     keys: list[str]  # every input shard key, manifest order
     committed: Callable[[], set[str]]  # input keys whose output is committed (a listing)
+    done: Callable[[str], bool] | None = None  # one input key's commit state (cheap check)
     index: int = 0  # this pod's Job completion index
     count: int = 1  # pods in the Job
     timeout_s: float = 7200.0  # a claim older than this may be taken over
@@ -106,21 +110,25 @@ class Claimer:
             sort_keys=True,
         ).encode()
 
+    @staticmethod
+    def _name(prefix: str, key: str, gen: int) -> str:
+        return f"{prefix}{key}.{gen:03d}"
+
     def _try(self, prefix: str, key: str, gen: int) -> bool:
-        return create_once(self.store, f"{prefix}{key}/{gen:03d}", self._body())
+        return create_once(self.store, self._name(prefix, key, gen), self._body())
 
     def claims(self) -> dict[str, int]:
         """Newest claim generation of every claimed shard (one listing of `_claims/`)."""
         out: dict[str, int] = {}
         for obj in self.store.list(CLAIMS):
-            key, _, gen = obj[len(CLAIMS) :].rpartition("/")
+            key, _, gen = obj[len(CLAIMS) :].rpartition(".")
             if key and gen.isdigit():
                 out[key] = max(out.get(key, -1), int(gen))
         return out
 
     def claim_body(self, key: str, gen: int) -> dict[str, Any] | None:
         try:
-            return dict(json.loads(self.store.read_bytes(f"{CLAIMS}{key}/{gen:03d}")))
+            return dict(json.loads(self.store.read_bytes(self._name(CLAIMS, key, gen))))
         except (NotFoundError, ValueError):
             return None
 
@@ -141,10 +149,9 @@ class Claimer:
 
     def _tail(self) -> Claim | None:
         while True:
-            done = self.committed()
-            newest = self.claims()
-            waiting = False
-            earliest = float("inf")
+            # A full pass: one listing of the commits and one of the claims.
+            done, newest = self.committed(), self.claims()
+            watch: list[tuple[str, int, float]] = []  # (key, claim gen, claim time)
             for key in self.keys:
                 if key in done:
                     continue
@@ -157,23 +164,50 @@ class Claimer:
                 body = self.claim_body(key, gen) or {}
                 if body.get("run") == self.run:  # ours, in flight or given up: never waited on
                     continue
-                mine_before = body.get("index") == self.index and body.get("run") != self.run
-                age = self.clock() - float(body.get("time", 0.0))
+                mine_before = body.get("index") == self.index
+                since = float(body.get("time", 0.0))
+                age = self.clock() - since
                 can_take = gen < self.max_takeovers
                 if mine_before or (can_take and age >= self.timeout_s):
-                    if self._try(CLAIMS, key, gen + 1):
-                        self.stats["taken_over"] += 1
-                        log.info("shard %s: took over claim %d (age %.0f s)", key, gen, age)
-                        return Claim(key, gen + 1, takeover=True)
+                    if claim := self._take_over(key, gen, age):
+                        return claim
                     continue
-                if not can_take:
-                    continue
-                slot = (key, gen + 1)
-                if slot in self._standby or self._try(STANDBY, key, gen + 1):
-                    self._standby.add(slot)
-                    waiting = True
-                    earliest = min(earliest, self.timeout_s - age)
-            if not waiting:
+                if can_take and (
+                    (key, gen + 1) in self._standby or self._try(STANDBY, key, gen + 1)
+                ):
+                    self._standby.add((key, gen + 1))
+                    watch.append((key, gen, since))
+            if not watch:
                 return None
-            self.stats["waits"] += 1
-            self.sleep(max(0.01, min(self.poll_s, earliest)))
+            # Wait on the watched shards only (a few reads each), until each is committed,
+            # taken over by someone else, or expired and taken over by this pod.
+            while watch:
+                earliest = min(self.timeout_s - (self.clock() - t) for _, _, t in watch)
+                self.stats["waits"] += 1
+                self.sleep(max(0.01, min(self.poll_s, earliest)))
+                still = []
+                for key, gen, since in watch:
+                    if self.is_committed(key) or self.store.exists(
+                        self._name(CLAIMS, key, gen + 1)
+                    ):
+                        continue
+                    age = self.clock() - since
+                    if age >= self.timeout_s:
+                        if claim := self._take_over(key, gen, age):
+                            return claim
+                        continue
+                    still.append((key, gen, since))
+                watch = still
+
+    def _take_over(self, key: str, gen: int, age: float) -> Claim | None:
+        if not self._try(CLAIMS, key, gen + 1):
+            return None
+        self.stats["taken_over"] += 1
+        log.info("shard %s: took over claim %d (age %.0f s)", key, gen, age)
+        return Claim(key, gen + 1, takeover=True)
+
+    def is_committed(self, key: str) -> bool:
+        """One shard's commit state (the `done` callable, else a fresh listing)."""
+        if self.done is not None:
+            return self.done(key)
+        return key in self.committed()

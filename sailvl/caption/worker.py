@@ -120,6 +120,7 @@ class CaptionWorker:
                 out_store,
                 self.keys,
                 self._committed_inputs,
+                done=lambda key: bool(out_store.exists(self.out_keys[key])),
                 index=cfg.shard_index,
                 count=cfg.shard_count,
                 timeout_s=cfg.claim_timeout_s,

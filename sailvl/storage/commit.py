@@ -81,10 +81,16 @@ def committed_units(store: Store, prefix: str = "") -> list[str]:
     return sorted(k[: -len(suffix)] for k in store.list(prefix) if k.endswith(suffix))
 
 
+_EXCLUSIVE: dict[type, bool] = {}  # isinstance on a runtime Protocol is slow: per type
+
+
 def supports_create_once(store: Store) -> bool:
     """True if `store` (or the store a `RetryingStore` wraps) has `create_exclusive`."""
     inner = getattr(store, "inner", store)
-    return isinstance(inner, ExclusiveStore)
+    kind = type(inner)
+    if kind not in _EXCLUSIVE:
+        _EXCLUSIVE[kind] = isinstance(inner, ExclusiveStore)
+    return _EXCLUSIVE[kind]
 
 
 def create_once(store: Store, key: str, data: bytes) -> bool:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
-from sailvl.storage.base import ExclusiveStore, StorageError, Store, TransientStorageError, join
+from sailvl.storage.base import StorageError, Store, TransientStorageError, join
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -176,10 +176,10 @@ class RetryingStore:
         """The inner store's conditional create, retried. A retry after a lost answer
         may see the key this call itself created and return False: `create_once`
         tells that apart by reading the key back."""
-        inner = self.inner
-        if not isinstance(inner, ExclusiveStore):
+        create = getattr(self.inner, "create_exclusive", None)
+        if create is None:
             raise StorageError(f"{self.uri}: this store cannot create a key only-if-absent")
-        return self._retry("create", key, lambda: inner.create_exclusive(key, data))
+        return self._retry("create", key, lambda: bool(create(key, data)))
 
     def exists(self, key: str) -> bool:
         return self._retry("exists", key, lambda: self.inner.exists(key))

@@ -110,9 +110,9 @@ def test_expired_claim_is_taken_over_once(tmp_path: Path) -> None:
     assert got_c is not None and (got_c.key, got_c.gen) == ("b", 1)
     clock.t += 150
     assert claimer(store, keys, clock, index=3, count=4, timeout_s=100).next() is None
-    assert sorted(store.list("_claims/")) == ["_claims/a/000", "_claims/a/001"] + [
-        "_claims/b/000",
-        "_claims/b/001",
+    assert sorted(store.list("_claims/")) == ["_claims/a.000", "_claims/a.001"] + [
+        "_claims/b.000",
+        "_claims/b.001",
     ]
 
 
@@ -123,7 +123,7 @@ def test_idle_pod_stands_by_then_takes_over_and_others_leave(tmp_path: Path) -> 
     clock.t += 10
     standby = claimer(store, ["x"], clock, index=1, count=3, timeout_s=60, poll_s=5)
     other = claimer(store, ["x"], clock, index=2, count=3, timeout_s=60, poll_s=5)
-    got = standby.next()  # holds _standby/x/001, sleeps until the claim is 60 s old
+    got = standby.next()  # holds _standby/x.001, sleeps until the claim is 60 s old
     assert got is not None and got.gen == 1 and clock.t >= 1060
     assert standby.stats["waits"] >= 1
     assert other.next() is None  # no standby free, nothing to claim: it ends at once
