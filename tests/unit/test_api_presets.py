@@ -70,9 +70,10 @@ def test_examples_exist() -> None:
     kinds = set()
     for path in EXAMPLES:
         for doc in yaml.safe_load_all(path.read_text()):
-            if doc["apiVersion"].startswith("sailvl.io/"):  # secrets.yaml: example Secrets
+            # secrets.yaml holds example Secrets; throughput-*.yaml is `sailvl plan` input.
+            if doc.get("apiVersion", "").startswith("sailvl.io/"):
                 kinds.add(doc["kind"])
-    assert kinds == {"Curriculum", "CaptionJob", "TrainStage", "EvalSuite"}
+    assert kinds == {"Curriculum", "CaptionJob", "TrainStage", "EvalSuite", "DataJob", "Experiment"}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[str(p.relative_to(p.parents[1])) for p in EXAMPLES])
@@ -84,6 +85,11 @@ def test_examples_load(path: Path, tmp_path: Path) -> None:
         load(path, tmp_path, None)
         return
     for doc in yaml.safe_load_all(text):
+        if "apiVersion" not in doc:  # a throughput file, the input of `sailvl plan`
+            from sailvl.api.compute import Throughputs
+
+            assert Throughputs.parse(doc).stages
+            continue
         if doc["apiVersion"] == "v1" and doc["kind"] == "Secret":
             assert set(doc["stringData"]) and doc["metadata"]["name"]
             continue
