@@ -22,7 +22,7 @@ from sailvl.api.flow import ChildState, child_spec, decide, step_rows
 from sailvl.runtime.metrics import Metrics, family
 
 from . import builders as b
-from . import k8s
+from . import k8s, watchstate
 from . import status as s
 from .children import ChildRejected, create_child, invalid, rejected, write_status
 
@@ -33,31 +33,66 @@ _LOCKS_GUARD = threading.Lock()
 K = TypeVar("K")
 
 
-def children_of(ns: str, name: str) -> dict[str, ChildState]:
+def children_of(ns: str, name: str, fresh: str | None = None) -> dict[str, ChildState]:
     """Each step's child with its phase derived from the Jobs the child owns (see
-    :func:`child_states`)."""
+    :func:`child_states`). Children and Jobs come from the operator's in-memory indices
+    (:mod:`.watchstate`) when the handler bound them, else from list calls; the child
+    named ``fresh`` (whose Job event woke this advance) is read from the API server."""
+    indexed = watchstate.indexed_children(ns, name)
+    if indexed is None:
+        found = [
+            (kind, obj)
+            for kind in CHILD_KINDS
+            for obj in k8s.list_custom(kind, ns, f"{c.LABEL_CURRICULUM}={name}")
+        ]
+    else:
+        found = indexed
     objs = []
-    for kind in CHILD_KINDS:
-        for obj in k8s.list_custom(kind, ns, f"{c.LABEL_CURRICULUM}={name}"):
-            step = (obj["metadata"].get("labels") or {}).get(c.LABEL_STEP)
-            if step and obj["metadata"]["name"] == child_name(name, step):
-                objs.append((kind, step, obj))
-    return child_states(ns, objs)
+    for kind, obj in found:
+        step = (obj["metadata"].get("labels") or {}).get(c.LABEL_STEP)
+        if step and obj["metadata"]["name"] == child_name(name, step):
+            objs.append((kind, step, obj))
+    return child_states(ns, objs, indexed=indexed is not None, fresh=fresh)
 
 
-def child_states(ns: str, objs: list[tuple[str, K, dict[str, Any]]]) -> dict[K, ChildState]:
+def child_states(
+    ns: str,
+    objs: list[tuple[str, K, dict[str, Any]]],
+    *,
+    indexed: bool = False,
+    fresh: str | None = None,
+) -> dict[K, ChildState]:
     """The state of each child ``(kind, key, object)`` of a parent (Curriculum or
     Experiment), by key, with its phase derived from the Jobs the child owns, not from
     the child's status (job pods may patch that: a forged ``Succeeded`` would hand over
     to the next step early). A child without Jobs is Pending, or Failed when its status
     says so (InvalidSpec; a forged Failed can only stop the parent, never advance it).
-    Scores and tokens are what the jobs report: that is their job."""
-    names = ",".join(sorted(o["metadata"]["name"] for _, _, o in objs))
-    jobs = k8s.list_jobs(ns, f"{c.LABEL_NAME} in ({names})") if objs else []
+    Scores and tokens are what the jobs report: that is their job.
+
+    Jobs come from the watch index (:mod:`.watchstate`) when bound, and so may the
+    objects (``indexed``). Either index can lag the API server: the child's observe has
+    read the Job's end and written the child's status (scores included) before the
+    index holds either. A child whose status and derived phase disagree on being
+    finished, and the child named ``fresh``, are read again with their Jobs, so a
+    hand-over is neither missed nor judged on older scores. (A forged terminal status
+    costs that re-read, nothing more: the phase still comes from the Jobs.)"""
+    names = sorted(o["metadata"]["name"] for _, _, o in objs)
+    jobs = watchstate.indexed_jobs(ns, names) if objs else []
+    from_index = jobs is not None
+    if jobs is None:
+        jobs = k8s.list_jobs(ns, f"{c.LABEL_NAME} in ({','.join(names)})")
     out: dict[K, ChildState] = {}
     for kind, key, obj in objs:
-        st = obj.get("status") or {}
         phase, start, end = derived_phase(kind, obj, jobs)
+        said = (obj.get("status") or {}).get("phase")
+        disagree = (said in c.TERMINAL_PHASES) != (phase in c.TERMINAL_PHASES)
+        child = obj["metadata"]["name"]
+        if from_index and (disagree or child == fresh):
+            if indexed:
+                obj = k8s.get(c.API_VERSION, kind, ns, child) or obj
+            own = k8s.list_jobs(ns, f"{c.LABEL_NAME}={child}")
+            phase, start, end = derived_phase(kind, obj, own)
+        st = obj.get("status") or {}
         out[key] = ChildState(
             phase=phase,
             scores={k: float(v) for k, v in (st.get("scores") or {}).items()},
@@ -102,15 +137,15 @@ def _lock(ns: str, name: str) -> threading.Lock:
         return _LOCKS.setdefault((ns, name), threading.Lock())
 
 
-def advance(ns: str, name: str) -> None:
+def advance(ns: str, name: str, fresh: str | None = None) -> None:
     """One advance per Curriculum at a time in this process: a finishing child fires both
     its Job's event and its own status event, and two concurrent runs would both create
     the next child (one 409) and both post the StepStarted event."""
     with _lock(ns, name):
-        _advance(ns, name)
+        _advance(ns, name, fresh)
 
 
-def _advance(ns: str, name: str) -> None:
+def _advance(ns: str, name: str, fresh: str | None = None) -> None:
     body = k8s.get(c.API_VERSION, "Curriculum", ns, name)
     if body is None or (body.get("status") or {}).get("phase") in c.TERMINAL_PHASES:
         return
@@ -121,7 +156,7 @@ def _advance(ns: str, name: str) -> None:
         return
     assert isinstance(parsed, CurriculumSpec)
     cur: CurriculumSpec = parsed
-    children = children_of(ns, name)
+    children = children_of(ns, name, fresh)
     decision = decide(cur, children)
     if decision.action == "create" and decision.step is not None:
         step = decision.step

@@ -122,16 +122,19 @@ def _observe_owner(body: kopf.Body) -> None:
     if kind not in JOB_KINDS or not owner or not ns:
         return
     phase = _timed(kind, "observe", children.observe, kind, ns, owner)
-    res = k8s.get(c.API_VERSION, kind, ns, owner) if phase in c.TERMINAL_PHASES else None
+    res = None
+    if phase in c.TERMINAL_PHASES:  # only its labels are read: the index has them
+        res = watchstate.indexed_child(kind, ns, owner) or k8s.get(c.API_VERSION, kind, ns, owner)
     labels = (res or {}).get("metadata", {}).get("labels") or {}
     if parent := labels.get(c.LABEL_CURRICULUM):
-        _timed("Curriculum", "advance", curriculum.advance, ns, parent)
+        _timed("Curriculum", "advance", curriculum.advance, ns, parent, owner)
     if parent := labels.get(c.LABEL_EXPERIMENT):
         _timed("Experiment", "advance", experiment.advance, ns, parent)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE})
-def job_observe(body: kopf.Body, type: str | None, **_: Any) -> None:
+def job_observe(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
+    watchstate.bind(kwargs)
     if type != "DELETED":
         _observe_owner(body)
 
@@ -148,9 +151,10 @@ def _pod_in_trouble(body: kopf.Body, **_: Any) -> bool:
     labels={c.LABEL_PART_OF: c.PART_OF_VALUE, c.LABEL_KIND: kopf.PRESENT},
     when=_pod_in_trouble,
 )
-def pod_observe(body: kopf.Body, type: str | None, **_: Any) -> None:
+def pod_observe(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
     """A failed or stuck pod (image pull, missing config) names itself in the status;
     the Job's own status does not change while a pod waits for its image."""
+    watchstate.bind(kwargs)
     if type != "DELETED":
         _observe_owner(body)
 
@@ -161,7 +165,8 @@ def pod_observe(body: kopf.Body, type: str | None, **_: Any) -> None:
 
 
 def _watch(kind: str) -> Any:
-    def handler(body: kopf.Body, type: str | None, **_: Any) -> None:
+    def handler(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
+        watchstate.bind(kwargs)
         watchstate.observe_event(METRICS, PHASES, kind, dict(body), type)
         if kind == "Experiment":
             experiment.observe_metrics(dict(body), type)
@@ -176,6 +181,17 @@ def _watch(kind: str) -> Any:
 PHASES = watchstate.PhaseIndex()
 for _kind, _plural in KIND_PLURALS:
     kopf.on.event(G, V, _plural, id=f"{_kind.lower()}_watch")(_watch(_kind))
+
+
+# --- In-memory indices (watchstate.py): the hand-over reads Jobs and a Curriculum's
+# children from them instead of listing them on every event.
+kopf.index(
+    "batch", "v1", "jobs", labels={c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE}, id=watchstate.JOB_INDEX
+)(watchstate.index_job)
+for _kind, _plural in KIND_PLURALS[:3]:  # CaptionJob, TrainStage, EvalSuite
+    kopf.index(G, V, _plural, id=watchstate.CHILD_INDEX_PREFIX + _kind.lower())(
+        watchstate.index_child(_kind)
+    )
 
 
 # --- Kueue: its admission decisions (the Workload's conditions) reach the TrainStage
@@ -212,7 +228,8 @@ if os.environ.get("SAILVL_KUEUE_WORKLOADS", "1") != "0":
 @kopf.on.resume(G, V, "curricula")
 @kopf.on.create(G, V, "curricula")
 @kopf.on.update(G, V, "curricula", field="spec")
-def curriculum_reconcile(name: str, namespace: str, **_: Any) -> None:
+def curriculum_reconcile(name: str, namespace: str, **kwargs: Any) -> None:
+    watchstate.bind(kwargs)
     _timed("Curriculum", "advance", curriculum.advance, namespace, name)
 
 
@@ -233,7 +250,8 @@ def curriculum_warn(body: kopf.Body, **_: Any) -> None:
         kopf.warn(body, reason=REASON_SUSPICIOUS_SPEC, message=warning)
 
 
-def _child_changed(body: kopf.Body, **_: Any) -> None:
+def _child_changed(body: kopf.Body, **kwargs: Any) -> None:
+    watchstate.bind(kwargs)
     parent = body.metadata.labels.get(c.LABEL_CURRICULUM)
     if parent and body.metadata.namespace:
         _timed("Curriculum", "advance", curriculum.advance, body.metadata.namespace, parent)
@@ -255,11 +273,13 @@ for _plural in ("captionjobs", "trainstages", "evalsuites"):
 @kopf.on.resume(G, V, "experiments")
 @kopf.on.create(G, V, "experiments")
 @kopf.on.update(G, V, "experiments", field="spec")
-def experiment_reconcile(name: str, namespace: str, **_: Any) -> None:
+def experiment_reconcile(name: str, namespace: str, **kwargs: Any) -> None:
+    watchstate.bind(kwargs)
     _timed("Experiment", "advance", experiment.advance, namespace, name)
 
 
-def _trial_changed(body: kopf.Body, **_: Any) -> None:
+def _trial_changed(body: kopf.Body, **kwargs: Any) -> None:
+    watchstate.bind(kwargs)
     parent = body.metadata.labels.get(c.LABEL_EXPERIMENT)
     if parent and body.metadata.namespace:
         _timed("Experiment", "advance", experiment.advance, body.metadata.namespace, parent)
