@@ -11,7 +11,10 @@ cross-check.
 
 :class:`PodDriver` plays the job pods: every Running pod of the operator's Jobs gets
 ``sailvl.io/kwok-exit=0`` after ``hold`` seconds (KWOK then ends it with exit code 0),
-and the moment of that patch is kept per Job ("the test marked the last pod").
+and the moment of that patch is kept per Job ("the test marked the last pod"). It also
+stamps, per Job, the first sighting of each pod's exit (phase ``Succeeded``) on its pod
+watch: the last of them to the Job's ``Complete`` on the Job watch is the reaction of
+Kubernetes' own Job controller, the floor under any operator's hand-over.
 """
 
 from __future__ import annotations
@@ -131,6 +134,11 @@ class Recorder:
         self.stop.set()
 
 
+def _job_of(pod: Any) -> str:
+    labels = pod.metadata.labels or {}
+    return str(labels.get("batch.kubernetes.io/job-name") or labels.get("job-name", ""))
+
+
 class PodDriver:
     """Marks every Running sailvl pod to exit 0 after ``hold`` seconds."""
 
@@ -138,6 +146,8 @@ class PodDriver:
         self.core = client.CoreV1Api(api)
         self.api, self.ns, self.hold = api, namespace, hold
         self.marked_at: dict[str, float] = {}  # job name -> last pod marked
+        self.exited_at: dict[str, float] = {}  # job name -> last pod seen Succeeded
+        self._exited: set[str] = set()
         self.pods_marked = 0
         self._queue: list[tuple[float, str, str]] = []  # (due, pod, job)
         self._queued: set[str] = set()
@@ -159,6 +169,7 @@ class PodDriver:
                     pod = ev["object"]
                     rv = pod.metadata.resource_version or rv
                     if ev["type"] != "DELETED":
+                        self._exit_seen(pod, time.time())
                         self._consider(pod)
                     if self.stop.is_set():
                         break
@@ -168,15 +179,22 @@ class PodDriver:
             except Exception:
                 time.sleep(0.5)
 
+    def _exit_seen(self, pod: Any, now: float) -> None:
+        if (pod.status.phase if pod.status else None) != "Succeeded":
+            return
+        if pod.metadata.name in self._exited:
+            return
+        self._exited.add(pod.metadata.name)
+        job = _job_of(pod)
+        self.exited_at[job] = max(self.exited_at.get(job, 0.0), now)
+
     def _consider(self, pod: Any) -> None:
         meta = pod.metadata
         if (pod.status.phase if pod.status else None) != "Running":
             return
         if EXIT_ANNOTATION in (meta.annotations or {}) or meta.name in self._queued:
             return
-        job = (meta.labels or {}).get("batch.kubernetes.io/job-name") or (meta.labels or {}).get(
-            "job-name", ""
-        )
+        job = _job_of(pod)
         with self._cv:
             self._queued.add(meta.name)
             heapq.heappush(self._queue, (time.time() + self.hold, meta.name, job))
