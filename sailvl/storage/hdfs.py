@@ -67,44 +67,42 @@ class PyArrowStore:
         except OSError as exc:
             raise _translate(exc, key) from exc
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def _staged(self, key: str, data: bytes) -> tuple[str, str]:
+        """(path, temp): `data` written to a hidden temp file in the key's directory."""
         path = self._path(key)
         tmp = posixpath.join(posixpath.dirname(path), f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+        self.fs.create_dir(posixpath.dirname(path), recursive=True)
+        with self.fs.open_output_stream(tmp) as f:
+            f.write(data)
+        return path, tmp
+
+    def write_bytes(self, key: str, data: bytes) -> None:
         try:
-            self.fs.create_dir(posixpath.dirname(path), recursive=True)
-            with self.fs.open_output_stream(tmp) as f:
-                f.write(data)
-            self.fs.move(tmp, path)
+            self.fs.move(*self._staged(key, data)[::-1])
         except OSError as exc:
             raise _translate(exc, key) from exc
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         from pyarrow.fs import FileType
 
-        path = self._path(key)
-        tmp = posixpath.join(posixpath.dirname(path), f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+        path, tmp = "", ""
         try:
-            self.fs.create_dir(posixpath.dirname(path), recursive=True)
-            with self.fs.open_output_stream(tmp) as f:
-                f.write(data)
+            path, tmp = self._staged(key, data)
             if self.fs.type_name == "local":  # POSIX rename overwrites: link refuses
-                try:
-                    os.link(tmp, path)
-                except FileExistsError:
-                    return False
-                return True
-            try:
+                os.link(tmp, path)
+            else:
                 self.fs.move(tmp, path)  # libhdfs hdfsRename: fails if `path` exists
-            except OSError:
-                if self.fs.get_file_info(path).type == FileType.File:
-                    return False
-                raise
             return True
+        except FileExistsError:
+            return False
         except OSError as exc:
+            if path and self.fs.get_file_info(path).type == FileType.File:
+                return False
             raise _translate(exc, key) from exc
         finally:
-            with contextlib.suppress(OSError):
-                self.fs.delete_file(tmp)
+            if tmp:
+                with contextlib.suppress(OSError):
+                    self.fs.delete_file(tmp)
 
     def exists(self, key: str) -> bool:
         from pyarrow.fs import FileType

@@ -12,7 +12,7 @@ import contextlib
 import errno
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from sailvl.storage.base import NotFoundError, StorageError, TransientStorageError, check_key
@@ -49,45 +49,44 @@ class LocalStore:
         except OSError as exc:
             raise _translate(exc, key) from exc
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def _staged(self, key: str, data: bytes) -> tuple[str, str]:
+        """(path, temp): `data` fsync'ed in a hidden temp file next to the key's path."""
         path = self._path(key)
         directory = os.path.dirname(path)
         tmp = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
-        try:
-            os.makedirs(directory, exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise _translate(exc, key) from exc
+        os.makedirs(directory, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return path, tmp
 
-    def create_exclusive(self, key: str, data: bytes) -> bool:
-        """Write `key` only if absent: the data goes to a fsync'ed temp file that is
-        then hard-linked onto the key. `link(2)` fails with EEXIST when the key exists,
-        atomically (the file system checks and creates the name in one step), so of
-        racing writers exactly one wins and readers never see a partial file."""
-        path = self._path(key)
-        directory = os.path.dirname(path)
-        tmp = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+    def _publish(self, key: str, data: bytes, move: Callable[[str, str], None]) -> bool:
+        """Stage `data`, then `move(temp, path)`; False if the key exists (link's
+        EEXIST). The temp file never outlives the call."""
+        tmp = ""
         try:
-            os.makedirs(directory, exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.link(tmp, path)
+            path, tmp = self._staged(key, data)
+            move(tmp, path)
             return True
         except FileExistsError:
             return False
         except OSError as exc:
             raise _translate(exc, key) from exc
         finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            if tmp:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self._publish(key, data, os.replace)
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Write `key` only if absent: the staged temp file is hard-linked onto the key.
+        `link(2)` fails with EEXIST when the key exists, atomically (the file system
+        checks and creates the name in one step), so of racing writers exactly one wins
+        and readers never see a partial file."""
+        return self._publish(key, data, os.link)
 
     def exists(self, key: str) -> bool:
         return os.path.isfile(self._path(key))

@@ -96,34 +96,31 @@ class WebHdfsStore:
         loc = self._json("GET", self._path(key), "OPEN", key, noredirect="true")["Location"]
         return self._call("GET", loc, key)
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def _rename_staged(self, key: str, data: bytes, **rename: str) -> bool:
+        """Write `data` to a temp name in the key's directory, then RENAME it onto the key
+        with `rename` options; False when HDFS answers `{"boolean": false}` (without
+        OVERWRITE: the key exists). The temp is deleted if it is still there."""
         path = self._path(key)
         tmp = posixpath.join(posixpath.dirname(path), f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+        moved = False
         try:
             created = self._json("PUT", tmp, "CREATE", key, noredirect="true", overwrite="false")
             self._call("PUT", created["Location"], key, data)
-            done = self._json(
-                "PUT", tmp, "RENAME", key, destination=path, renameoptions="OVERWRITE"
-            )
-            if done.get("boolean") is False:  # a rename without OVERWRITE semantics
-                raise StorageError(f"webhdfs: {key!r}: rename onto {path} refused")
-        except BaseException:
-            # Best effort: a temp left behind is hidden from list() anyway.
-            with contextlib.suppress(StorageError):
-                self._json("DELETE", tmp, "DELETE", key)
-            raise
+            done = self._json("PUT", tmp, "RENAME", key, destination=path, **rename)
+            moved = done.get("boolean") is not False
+            return moved
+        finally:
+            if not moved:  # best effort: a temp left behind is hidden from list() anyway
+                with contextlib.suppress(StorageError):
+                    self._json("DELETE", tmp, "DELETE", key)
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        if not self._rename_staged(key, data, renameoptions="OVERWRITE"):
+            # a rename without OVERWRITE semantics
+            raise StorageError(f"webhdfs: {key!r}: rename onto {self._path(key)} refused")
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
-        path = self._path(key)
-        tmp = posixpath.join(posixpath.dirname(path), f"{TEMP_PREFIX}{uuid.uuid4().hex}")
-        try:
-            created = self._json("PUT", tmp, "CREATE", key, noredirect="true", overwrite="false")
-            self._call("PUT", created["Location"], key, data)
-            done = self._json("PUT", tmp, "RENAME", key, destination=path)
-            return done.get("boolean") is not False
-        finally:
-            with contextlib.suppress(StorageError):
-                self._json("DELETE", tmp, "DELETE", key)  # a no-op after a rename
+        return self._rename_staged(key, data)
 
     def exists(self, key: str) -> bool:
         status = self._status(self._path(key), key)

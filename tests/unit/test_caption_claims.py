@@ -21,8 +21,17 @@ from sailvl.storage.local import LocalStore
 from tests.unit.test_caption_worker import FakeBackend, config, make_dataset, output_rows
 
 
-def test_create_once_has_exactly_one_winner(tmp_path: Path) -> None:
-    store = LocalStore(str(tmp_path))
+@pytest.mark.parametrize("backend", ["local", "pyarrow"])
+def test_create_once_has_exactly_one_winner(tmp_path: Path, backend: str) -> None:
+    """The local store and PyArrowStore (the libhdfs path, on pyarrow's local fs)."""
+    if backend == "local":
+        store: Any = LocalStore(str(tmp_path))
+    else:
+        from pyarrow import fs
+
+        from sailvl.storage.hdfs import PyArrowStore
+
+        store = PyArrowStore(fs.LocalFileSystem(), str(tmp_path), f"pa://{tmp_path}")
     with ThreadPoolExecutor(16) as pool:
         wins = list(pool.map(lambda i: create_once(store, "k/x", b"%d" % i), range(64)))
     assert wins.count(True) == 1
