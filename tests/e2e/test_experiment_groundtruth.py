@@ -35,9 +35,10 @@ from sailvl.experiment.local import load_result
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 SEED = int(os.environ.get("SAILVL_GT_SEED", "0"))
-MARGIN = 10.0
+MARGIN = 3.0
 """Smallest score gap (gt-shapes ANLS points, 0-100) between neighbours of the expected
-ranking; the calibration's smallest observed gap is in the README."""
+ranking. Calibrated over seeds 0, 1, 2 at both sizes: the smallest observed gap was 7.5
+(seed 2, noisy-30 over noisy-70 at 128 samples); seed 0, the one CI runs, has >= 19.8."""
 TOLERANCE = 2.0
 """incremental / composition tolerance (points): a change "does not hurt" within it."""
 SIZES = [128, 256]
@@ -174,7 +175,7 @@ def test_composition_halving_the_corrupted_group_does_not_hurt(gt: str, tmp_path
     assert weights == {"base": 1.0, "noisy-70": 1.0}
     # The control: the same measurement ranks halving the corrupted group well above
     # halving the clean one (measured: +12.5 against -2.1 points).
-    assert effects["corrupted"] - effects["clean"] >= MARGIN / 2, effects
+    assert effects["corrupted"] - effects["clean"] >= 5.0, effects
 
 
 def test_checkpoint_scaling_fits_a_monotone_curve(gt: str, tmp_path: Path) -> None:
