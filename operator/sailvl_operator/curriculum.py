@@ -10,6 +10,7 @@ curriculum costs reads, never writes).
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from typing import Any, TypeVar
 
 import kopf
@@ -30,14 +31,15 @@ METRICS = Metrics(family("sailvl_curriculum_"))
 CHILD_KINDS = ("CaptionJob", "TrainStage", "EvalSuite")
 _LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
+_WAITING: dict[tuple[str, str], set[str]] = {}  # an advance waiting for the lock
 K = TypeVar("K")
 
 
-def children_of(ns: str, name: str, fresh: str | None = None) -> dict[str, ChildState]:
+def children_of(ns: str, name: str, fresh: Collection[str] = ()) -> dict[str, ChildState]:
     """Each step's child with its phase derived from the Jobs the child owns (see
     :func:`child_states`). Children and Jobs come from the operator's in-memory indices
-    (:mod:`.watchstate`) when the handler bound them, else from list calls; the child
-    named ``fresh`` (whose Job event woke this advance) is read from the API server."""
+    (:mod:`.watchstate`) when the handler bound them, else from list calls; the children
+    named in ``fresh`` (whose Job events woke this advance) are read from the API server."""
     indexed = watchstate.indexed_children(ns, name)
     if indexed is None:
         found = [
@@ -60,7 +62,7 @@ def child_states(
     objs: list[tuple[str, K, dict[str, Any]]],
     *,
     indexed: bool = False,
-    fresh: str | None = None,
+    fresh: Collection[str] = (),
 ) -> dict[K, ChildState]:
     """The state of each child ``(kind, key, object)`` of a parent (Curriculum or
     Experiment), by key, with its phase derived from the Jobs the child owns, not from
@@ -73,7 +75,7 @@ def child_states(
     objects (``indexed``). Either index can lag the API server: the child's observe has
     read the Job's end and written the child's status (scores included) before the
     index holds either. A child whose status and derived phase disagree on being
-    finished, and the child named ``fresh``, are read again with their Jobs, so a
+    finished, and the children named in ``fresh``, are read again with their Jobs, so a
     hand-over is neither missed nor judged on older scores. (A forged terminal status
     costs that re-read, nothing more: the phase still comes from the Jobs.)"""
     names = sorted(o["metadata"]["name"] for _, _, o in objs)
@@ -87,7 +89,7 @@ def child_states(
         said = (obj.get("status") or {}).get("phase")
         disagree = (said in c.TERMINAL_PHASES) != (phase in c.TERMINAL_PHASES)
         child = obj["metadata"]["name"]
-        if from_index and (disagree or child == fresh):
+        if from_index and (disagree or child in fresh):
             if indexed:
                 obj = k8s.get(c.API_VERSION, kind, ns, child) or obj
             own = k8s.list_jobs(ns, f"{c.LABEL_NAME}={child}")
@@ -132,20 +134,31 @@ def derived_phase(
     return decision.phase, (min(starts) if starts else None), end
 
 
-def _lock(ns: str, name: str) -> threading.Lock:
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault((ns, name), threading.Lock())
-
-
 def advance(ns: str, name: str, fresh: str | None = None) -> None:
     """One advance per Curriculum at a time in this process: a finishing child fires both
     its Job's event and its own status event, and two concurrent runs would both create
-    the next child (one 409) and both post the StepStarted event."""
-    with _lock(ns, name):
-        _advance(ns, name, fresh)
+    the next child (one 409) and both post the StepStarted event.
+
+    Triggers coalesce: while one advance waits for the lock, a later trigger joins it
+    (adding its ``fresh`` child) and returns, since the waiting run starts after the
+    trigger's event and reads everything then; a hand-over's half-dozen events cost one
+    or two runs instead of a queue of handler threads, each blocked on the lock."""
+    key = (ns, name)
+    with _LOCKS_GUARD:
+        waiting = _WAITING.get(key)
+        if waiting is not None:
+            waiting.update([fresh] if fresh else [])
+            return
+        mine = _WAITING[key] = {fresh} if fresh else set()
+        lock = _LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        with _LOCKS_GUARD:
+            _WAITING.pop(key, None)  # from here on a trigger waits for a run of its own
+            names = frozenset(mine)
+        _advance(ns, name, names)
 
 
-def _advance(ns: str, name: str, fresh: str | None = None) -> None:
+def _advance(ns: str, name: str, fresh: Collection[str] = ()) -> None:
     body = k8s.get(c.API_VERSION, "Curriculum", ns, name)
     if body is None or (body.get("status") or {}).get("phase") in c.TERMINAL_PHASES:
         return

@@ -4,6 +4,8 @@ child's scores older than the Job's end."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -144,3 +146,32 @@ def test_without_indices_the_children_are_listed(monkeypatch: pytest.MonkeyPatch
         monkeypatch.setattr(k8s, fn, getattr(api, fn))
     assert curriculum.children_of("ns", "cur") == {}
     assert [x[:2] for x in api.log] == [("list", k) for k in curriculum.CHILD_KINDS]
+
+
+def test_advance_triggers_coalesce_while_one_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One run holds the lock, one waits; later triggers join the waiting run (their
+    fresh children with it) instead of each queueing a run."""
+    runs: list[frozenset[str]] = []
+    release = threading.Event()
+
+    def slow(ns: str, name: str, fresh: frozenset[str]) -> None:
+        runs.append(fresh)
+        if len(runs) == 1:
+            release.wait(10)
+
+    monkeypatch.setattr(curriculum, "_advance", slow)
+    first = threading.Thread(target=curriculum.advance, args=("ns", "co", "a"))
+    first.start()
+    while not runs:
+        time.sleep(0.01)
+    second = threading.Thread(target=curriculum.advance, args=("ns", "co", "b"))
+    second.start()
+    while ("ns", "co") not in curriculum._WAITING:
+        time.sleep(0.01)
+    curriculum.advance("ns", "co", "c")  # joins the waiting run: returns at once
+    curriculum.advance("ns", "co")
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert runs == [frozenset({"a"}), frozenset({"b", "c"})]
+    assert ("ns", "co") not in curriculum._WAITING
