@@ -29,10 +29,7 @@ import io
 import json
 import os
 import resource
-import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -49,6 +46,7 @@ from sailvl.caption.claims import Claimer
 from sailvl.caption.main import aggregate
 from sailvl.data.manifest import MANIFEST, Manifest, ShardInfo
 from sailvl.storage.local import LocalStore
+from tests.bench.bench_operator import start_operator, stop_operator
 from tests.cluster.controlplane.client import Kubectl, wait_for
 from tests.cluster.controlplane.harness import ControlPlane
 from tests.cluster.test_operator import crds  # noqa: F401 - the CRDs fixture
@@ -75,15 +73,6 @@ def tiny_output() -> bytes:
     buf = io.BytesIO()
     pq.write_table(pa.table({"id": ["x"], "caption": ["a caption"]}), buf)
     return buf.getvalue()
-
-
-def start_operator(kubeconfig: Path, ns: str, log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, KUBECONFIG=str(kubeconfig), SAILVL_METRICS_PORT="0")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "operator"), env.get("PYTHONPATH", "")])
-    kopf = shutil.which("kopf", path=str(Path(sys.executable).parent)) or "kopf"
-    argv = [kopf, "run", "--standalone", "--namespace", ns, "-m", "sailvl_operator.main"]
-    with log.open("wb") as fh:
-        return subprocess.Popen(argv, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -164,7 +153,8 @@ def test_caption_job_of_30000_shards(
 ) -> None:
     t0 = time.monotonic()
     synthetic_input(work)
-    op = start_operator(cluster.kubeconfig, namespace, work / "operator.log")
+    # as in production (`kopf run`, its own process), the operator benchmark's launcher
+    op = start_operator(cluster.kubeconfig, namespace, work / "operator.log", None)
     try:
         apply(
             kubectl,
@@ -206,12 +196,7 @@ def test_caption_job_of_30000_shards(
         )
         rss = peak_rss_mb(op.pid)
     finally:
-        op.send_signal(signal.SIGTERM)
-        try:
-            op.wait(15)
-        except subprocess.TimeoutExpired:
-            op.kill()
-            op.wait()
+        stop_operator(op)
     obj = kubectl.get("captionjob", "scale", namespace) or {}
     status = obj["status"]
     size = len(json.dumps(obj))
