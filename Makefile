@@ -16,17 +16,19 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_CACHE_DIR := $(CACHE)/pip
 # (It holds the wheels pip builds from sdists, shared with build-images.sh. Downloads are
 # cached there only where the index's responses carry Cache-Control; this machine's proxy
-# strips it, so a venv rebuild downloads torch again.)
+# strips it, so a venv rebuild downloads torch again.) The venv is installed in one pass:
+# this index serves no separate wheel metadata (PEP 658), so a resolution alone (`pip
+# install --dry-run`, as images/cpu-requirements.py does) downloads every wheel in full
+# (5.7 GB written in 4 min, then downloaded again by the install). triton (the GPU kernel
+# compiler, never loaded on CPU; the job-cpu image leaves it out too) is removed after.
 
 .PHONY: venv test lint unit demo crds cluster tools bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	$(BIN)/python images/cpu-requirements.py --pyproject pyproject.toml \
-	  --extra operator --extra train --extra dev >$(VENV)/cpu-requirements.txt
-	$(BIN)/pip install -q --no-deps -r $(VENV)/cpu-requirements.txt
-	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip install -q -e '.[operator,train,dev]'
+	$(BIN)/pip uninstall -q -y triton
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
