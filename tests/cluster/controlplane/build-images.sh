@@ -5,8 +5,9 @@
 #   ${SAILVL_CACHE:-$HOME/.cache/sailvl}/images/
 #     rootfs-bookworm-<hash>.tar   Debian bookworm root file system (mmdebstrap)
 #     buildah/                     buildah's storage: the base image and every layer
-#     pip/                         pip's cache, mounted into the RUN steps that install
 #     oci/<name>.tar (+ .id)       OCI archives the harness imports into containerd
+#   ${SAILVL_CACHE}/pip/           pip's cache, the same as the venv's (Makefile
+#                                  PIP_CACHE_DIR), mounted into the RUN steps that install
 #
 # Images (all tagged localhost/..., never pulled: pods use imagePullPolicy IfNotPresent):
 #   sailvl/base:bookworm   the root file system as a one-layer image; the project's
@@ -17,8 +18,14 @@
 #   sailvl/job-cpu:local   images/job-cpu.Dockerfile (caption, train, eval on CPU)
 #
 # Warm runs: the root file system is reused when its package list is unchanged, buildah
-# reuses every layer whose inputs are unchanged (--layers), pip reuses downloaded wheels,
-# and an archive is rewritten only when its image id changed. Prints each step's time.
+# reuses every layer whose inputs are unchanged (--layers), and an archive is rewritten
+# only when its image id changed. pip's cache keeps the wheels pip builds from sdists;
+# it keeps downloads only where the index's responses carry Cache-Control, which the
+# proxy of the project's machines strips (so a changed requirement layer downloads again).
+# Each Dockerfile's `build` stage is tagged too (localhost/sailvl/<name>-build:cache), so
+# that after a successful build every image no tag reaches (the layers of earlier builds:
+# 40 GB after a day of rebuilds) is pruned while the layers of the current ones stay.
+# Prints each step's time and the storage's size.
 #
 # Usage: tests/cluster/controlplane/build-images.sh [--print-dir]
 set -euo pipefail
@@ -36,7 +43,8 @@ for tool in mmdebstrap buildah gcc; do
     exit 2
   }
 done
-mkdir -p "$cache"/{oci,pip,buildah/root,buildah/runroot}
+pipcache="${SAILVL_CACHE:-$HOME/.cache/sailvl}/pip"
+mkdir -p "$cache"/{oci,buildah/root,buildah/runroot} "$pipcache"
 exec 9>"$cache/.build.lock"
 flock 9
 
@@ -94,10 +102,12 @@ fi
 # trust their CA) and the pip cache; both are build-time mounts, never in a layer.
 ca=/etc/ssl/certs/ca-certificates.crt
 printf '[global]\ncert = %s\n' "$ca" >"$cache/pip.conf"
-mounts=(-v "$cache/pip:/root/.cache/pip" -v "$cache/pip.conf:/etc/pip.conf:ro")
+mounts=(-v "$pipcache:/root/.cache/pip" -v "$cache/pip.conf:/etc/pip.conf:ro")
 [[ -f $ca ]] && mounts+=(-v "$ca:$ca:ro")
-build() { # build NAME DOCKERFILE
+build() { # build NAME DOCKERFILE: its `build` stage (tagged: kept by the prune), then all
   local t; t=$(date +%s)
+  "${bh[@]}" "${bud[@]}" -q "${mounts[@]}" --build-arg "BASE=$base" --target build \
+    -f "$repo/images/$2" -t "localhost/sailvl/$1-build:cache" "$repo" >/dev/null
   "${bh[@]}" "${bud[@]}" -q "${mounts[@]}" --build-arg "BASE=$base" \
     -f "$repo/images/$2" -t "localhost/sailvl/$1:local" "$repo" >/dev/null
   step "buildah bud $2" "$t"
@@ -116,6 +126,15 @@ for img in pause:3.10 sailvl/base:bookworm sailvl/operator:local sailvl/job-cpu:
   echo "$id" >"$cache/oci/$name.id"
   step "archive $img ($(du -m "$cache/oci/$name.tar" | cut -f1) MB)" "$t"
 done
+
+# --- 5. prune what no tag reaches --------------------------------------------------------
+# One `rmi --prune` removes the untagged images no other image builds on; their parents
+# become such images in turn, so it repeats until nothing is left to remove.
+t=$(date +%s)
+for _ in $(seq 30); do
+  [[ -n "$("${bh[@]}" rmi --prune 2>/dev/null)" ]] || break
+done
+step "prune ($(du -sh "$cache/buildah" | cut -f1) of storage left)" "$t"
 "${bh[@]}" images
 echo "build-images.sh: images ready in $(($(date +%s) - t_all)) s"
 echo "$cache/oci"
