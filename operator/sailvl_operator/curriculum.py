@@ -35,12 +35,14 @@ _WAITING: dict[tuple[str, str], set[str]] = {}  # an advance waiting for the loc
 K = TypeVar("K")
 
 
-def children_of(ns: str, name: str, fresh: Collection[str] = ()) -> dict[str, ChildState]:
+def children_of(
+    ns: str, name: str, fresh: Collection[str] = (), *, use_index: bool = True
+) -> dict[str, ChildState]:
     """Each step's child with its phase derived from the Jobs the child owns (see
     :func:`child_states`). Children and Jobs come from the operator's in-memory indices
     (:mod:`.watchstate`) when the handler bound them, else from list calls; the children
     named in ``fresh`` (whose Job events woke this advance) are read from the API server."""
-    indexed = watchstate.indexed_children(ns, name)
+    indexed = watchstate.indexed_children(ns, name) if use_index else None
     if indexed is None:
         found = [
             (kind, obj)
@@ -54,7 +56,7 @@ def children_of(ns: str, name: str, fresh: Collection[str] = ()) -> dict[str, Ch
         step = (obj["metadata"].get("labels") or {}).get(c.LABEL_STEP)
         if step and obj["metadata"]["name"] == child_name(name, step):
             objs.append((kind, step, obj))
-    return child_states(ns, objs, indexed=indexed is not None, fresh=fresh)
+    return child_states(ns, objs, indexed=indexed is not None, fresh=fresh, use_index=use_index)
 
 
 def child_states(
@@ -63,6 +65,7 @@ def child_states(
     *,
     indexed: bool = False,
     fresh: Collection[str] = (),
+    use_index: bool = True,
 ) -> dict[K, ChildState]:
     """The state of each child ``(kind, key, object)`` of a parent (Curriculum or
     Experiment), by key, with its phase derived from the Jobs the child owns, not from
@@ -79,7 +82,7 @@ def child_states(
     hand-over is neither missed nor judged on older scores. (A forged terminal status
     costs that re-read, nothing more: the phase still comes from the Jobs.)"""
     names = sorted(o["metadata"]["name"] for _, _, o in objs)
-    jobs = watchstate.indexed_jobs(ns, names) if objs else []
+    jobs = (watchstate.indexed_jobs(ns, names) if use_index else None) if objs else []
     from_index = jobs is not None
     if jobs is None:
         jobs = k8s.list_jobs(ns, f"{c.LABEL_NAME} in ({','.join(names)})")
@@ -171,6 +174,15 @@ def _advance(ns: str, name: str, fresh: Collection[str] = ()) -> None:
     cur: CurriculumSpec = parsed
     children = children_of(ns, name, fresh)
     decision = decide(cur, children)
+    if watchstate.bound() and (
+        decision.action in ("create", "fail", "succeed")
+        or _new_status(body, cur, children, decision) != {}
+    ):
+        # The indices answer "nothing to do" cheaply; whatever is created or written is
+        # decided on fresh reads. Under load kopf's watches lag by seconds, and a stale
+        # index would write an older row (a step back to Running) or re-create a child.
+        children = children_of(ns, name, fresh, use_index=False)
+        decision = decide(cur, children)
     if decision.action == "create" and decision.step is not None:
         step = decision.step
         spec = child_spec(cur, step, children).model_dump(
@@ -191,6 +203,21 @@ def _advance(ns: str, name: str, fresh: Collection[str] = ()) -> None:
 def write(
     body: dict[str, Any], cur: CurriculumSpec, children: dict[str, ChildState], decision: Any
 ) -> None:
+    new = _new_status(body, cur, children, decision, full=True)
+    if not write_status(body, "Curriculum", new):
+        return
+    _after_write(body, cur, children, decision)
+
+
+def _new_status(
+    body: dict[str, Any],
+    cur: CurriculumSpec,
+    children: dict[str, ChildState],
+    decision: Any,
+    *,
+    full: bool = False,
+) -> dict[str, Any]:
+    """The status an advance writes; unless ``full``, only the fields that differ."""
     meta, st = body["metadata"], body.get("status") or {}
     all_steps = steps(cur)
     done = sum(1 for x in all_steps if children.get(x.name, ChildState()).phase == c.SUCCEEDED)
@@ -214,8 +241,17 @@ def write(
     if phase in c.TERMINAL_PHASES:
         new["completionTime"] = s.now()
     new = {k: v for k, v in new.items() if v is not None}
-    if not write_status(body, "Curriculum", new):
-        return
+    return new if full else {k: v for k, v in new.items() if st.get(k) != v}
+
+
+def _after_write(
+    body: dict[str, Any], cur: CurriculumSpec, children: dict[str, ChildState], decision: Any
+) -> None:
+    """Gauges and the event of a status write."""
+    meta, st = body["metadata"], body.get("status") or {}
+    all_steps = steps(cur)
+    done = sum(1 for x in all_steps if children.get(x.name, ChildState()).phase == c.SUCCEEDED)
+    current = decision.step.name if decision.step else None
     labels = {"namespace": meta["namespace"], "curriculum": meta["name"]}
     METRICS.labels("sailvl_curriculum_steps", **labels).set(len(all_steps))
     METRICS.labels("sailvl_curriculum_step", **labels).set(done)

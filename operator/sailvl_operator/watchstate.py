@@ -149,6 +149,11 @@ def bind(kwargs: dict[str, Any]) -> None:
             _BOUND[key] = value
 
 
+def bound() -> bool:
+    """Whether a handler has handed over the indices (kopf runs with them)."""
+    return bool(_BOUND)
+
+
 def unbind() -> None:
     """Forget the indices (tests; an operator restarted in the same process)."""
     _BOUND.clear()

@@ -175,3 +175,28 @@ def test_advance_triggers_coalesce_while_one_waits(monkeypatch: pytest.MonkeyPat
     second.join(10)
     assert runs == [frozenset({"a"}), frozenset({"b", "c"})]
     assert ("ns", "co") not in curriculum._WAITING
+
+
+def test_what_an_advance_creates_or_writes_is_decided_on_fresh_reads(
+    indices: dict[str, dict[Any, list[Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The indices may lag by seconds under load: an advance whose indexed view would
+    create a child or write the status reads the children again without them."""
+    from tests.bench.opbench_stats import curriculum as bench_curriculum
+
+    body = bench_curriculum("cur", "ns", 1)
+    body["metadata"]["uid"] = "uid-cur"
+    views: list[bool] = []
+
+    def children_of(ns: str, name: str, fresh: Any = (), *, use_index: bool = True) -> Any:
+        views.append(use_index)
+        return {}
+
+    created: list[str] = []
+    monkeypatch.setattr(k8s, "get", lambda *a: body)
+    monkeypatch.setattr(curriculum, "children_of", children_of)
+    monkeypatch.setattr(curriculum, "create_child", lambda obj: created.append(obj["kind"]))
+    monkeypatch.setattr(curriculum, "write", lambda *a: None)
+    curriculum.advance("ns", "cur")
+    assert views == [True, False]  # the indexed view said "create": read again, then create
+    assert created == ["CaptionJob"]
