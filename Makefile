@@ -22,7 +22,7 @@ export PIP_CACHE_DIR := $(CACHE)/pip
 # (5.7 GB written in 4 min, then downloaded again by the install). triton (the GPU kernel
 # compiler, never loaded on CPU; the job-cpu image leaves it out too) is removed after.
 
-.PHONY: venv test lint unit demo crds cluster tools bench clean
+.PHONY: venv test lint unit demo crds cluster cluster-demo tools bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -64,6 +64,12 @@ crds: venv
 # `make cluster REAL_NODE=1` adds a real worker node (containerd, kubelet, the images).
 cluster: venv tools
 	$(BIN)/python -m tests.cluster.controlplane.harness $(if $(REAL_NODE),--real-node)
+
+# `make cluster-demo` (root): the demo Curriculum through real pods: control plane + real
+# node, the chart installed by Helm, S3 on the pod network, `kubectl get sailvl -w`, then
+# the same report as `make demo` (runs/cluster-demo/report/summary.md); stops everything.
+cluster-demo: venv tools
+	$(BIN)/python -m tests.cluster.controlplane.clusterdemo
 
 # Each bench writes benchmarks/results/<bench>.json; the table in benchmarks/README.md
 # is regenerated from those files (BENCHES=tests/bench/bench_packing.py runs just one).
