@@ -39,12 +39,14 @@ Measured here (2 cores shared with other jobs, load 5-8; watch clock; 32 threads
 | 50 curricula, 64 nodes, 5 stages | 650 | 8.85 / 14.7 s | 94 s | 162 MB | 0 / 70 s |
 | 50 curricula, 64 nodes, 9 stages | 1050 | 8.92 / 16.2 s | 163 s | 174 MB | 0 / 130 s |
 | 50 curricula, 64 nodes, 2 stages, kopf indices + coalesced advances (2786dd0), load 10-19 | 350 | 9.86 / 36.4 s (floor 3.94 / 9.15 s: 2.5x / 4.0x) | 111 s | 188 MB | 0 / 30 s |
+| same, writes decided on fresh reads (1a060ff), load 7-10 | 350 | 6.49 / 15.7 s (floor 2.39 / 6.93 s: 2.7x / 2.3x) | 136 s | 193 MB | 0 / 30 s |
 
-The last row is benchmarks/results/operator.json. In it the API server answered the
-operator's requests in p50 0.68 s: 44 reads (18 lists of Jobs, from the children's
-observe) and 22 writes (7 events, 6.5 Curriculum status patches) per child, about
-three quarters of all requests the server served; the hand-over waits in that queue
-and behind kopf's own watch lag, as does the Job controller (the floor, 9 s at p95).
+The last row is benchmarks/results/operator.json: 67 reads (42 lists, mostly the fresh
+re-reads before a write and the children's Job lists) and 15 writes (3.8 events, 3.4
+Curriculum status patches) per child. In the row before it the API server answered the
+operator's requests in p50 0.68 s, the operator making about three quarters of all
+requests the server served; the hand-over waits in that queue and behind kopf's own
+watch lag, as does the Job controller (the floor). The 2 s goal is not met.
 
 At 50 curricula every API request took 0.1-0.7 s in the API server (audit log): the
 hand-over is bound by the shared machine's CPU, not by the operator (~25 % of a core).
