@@ -187,8 +187,8 @@ def _seconds(start: str | None, end: str | None) -> int | None:
 
     if not start or not end:
         return None
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    return int((datetime.strptime(end, fmt) - datetime.strptime(start, fmt)).total_seconds())
+    # RFC 3339 as the status writers give it: "...Z" or "...+00:00" (both parse in 3.11).
+    return int((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds())
 
 
 # -- make cluster-demo ------------------------------------------------------------------
