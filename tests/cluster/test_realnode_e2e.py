@@ -237,11 +237,6 @@ def stage_pod(k: Kubectl, ns: str, stage: str, attempt: int, index: int) -> dict
     return None
 
 
-@pytest.mark.skip(
-    reason="NOT YET GREEN (issue 13 open): never passed end to end; failed in the lead's "
-    "clean-clone run of 2026-11-30 15:15; to run it, drop this mark and use "
-    "`flock /tmp/sailvl-realnode.lock pytest tests/cluster/test_realnode_e2e.py`"
-)
 def test_curriculum_through_real_pods_survives_a_deleted_pod_and_a_killed_process(
     k: Kubectl, s3: Any, run: tuple[str, str], operator_pod: dict[str, Any], tmp_path: Path
 ) -> None:
