@@ -266,13 +266,11 @@ def _check_args(args: Any) -> None:
 
 def add_arguments(p: Any) -> None:
     """The `data score` options (called by `sailvl.cli`)."""
+    from sailvl.runtime.openai_client import add_judge_arguments
+
     p.add_argument("input", help="dataset to score (URI or path)")
     p.add_argument("output", help="scored dataset: the input's columns plus score_*")
-    p.add_argument("--judge-url", required=True, help="OpenAI-protocol base URL, e.g. .../v1")
-    p.add_argument("--model", default="judge", help="model name sent to the judge")
-    p.add_argument("--concurrency", type=int, default=16, help="requests in flight at most")
-    p.add_argument("--retries", type=int, default=3, help="extra attempts per request")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    add_judge_arguments(p, concurrency=16, timeout=120.0)
     p.add_argument("--max-tokens", type=int, default=128, help="reply length limit")
     p.add_argument("--max-failed-ratio", type=float, default=0.05,
                    help="leave a shard uncommitted (exit 1) above this share of "

@@ -254,16 +254,14 @@ def load_rows(uri: str, out: Comparison, side: str) -> dict[str, Row]:
 def parser() -> Any:
     import argparse
 
+    from sailvl.runtime.openai_client import add_judge_arguments
+
     p = argparse.ArgumentParser(
         prog="sailvl stats compare", description="GSB comparison of two caption sets (Table 8)"
     )
     p.add_argument("a", help="caption set A: dataset URI or .jsonl of {id, caption}")
     p.add_argument("b", help="caption set B (same ids as A)")
-    p.add_argument("--judge-url", required=True, help="OpenAI-protocol base URL, e.g. .../v1")
-    p.add_argument("--model", default="judge", help="model name sent to the judge")
-    p.add_argument("--concurrency", type=int, default=8, help="requests in flight at most")
-    p.add_argument("--retries", type=int, default=3, help="extra attempts per request")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    add_judge_arguments(p, concurrency=8, timeout=60.0)
     p.add_argument("--sample", type=int, default=None, help="judge a seeded random N pairs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-image", action="store_true", help="send the captions only")

@@ -141,3 +141,15 @@ class ChatClient:
             time.sleep(delay)
             delay *= 2
         raise AssertionError("unreachable")
+
+
+def add_judge_arguments(p: Any, *, concurrency: int, timeout: float) -> None:
+    """The judge-endpoint options every judging command shares (`sailvl data score`,
+    `sailvl stats compare`); the defaults that differ between them are parameters."""
+    p.add_argument("--judge-url", required=True, help="OpenAI-protocol base URL, e.g. .../v1")
+    p.add_argument("--model", default="judge", help="model name sent to the judge")
+    p.add_argument(
+        "--concurrency", type=int, default=concurrency, help="requests in flight at most"
+    )
+    p.add_argument("--retries", type=int, default=3, help="extra attempts per request")
+    p.add_argument("--timeout", type=float, default=timeout, help="seconds per request")
