@@ -9,7 +9,11 @@ has its manifest with the same plan is complete: the command says so and exits 0
 
 Exit codes: 0 done; 2 invalid input (format, plan mismatch) or reject ratio above
 `--max-reject-ratio` (no manifest written); 1 a unit failed (I/O, unreadable input
-file): the others still finish, so the rerun only redoes what is missing.
+file): the others still finish, so the rerun only redoes what is missing. A storage
+failure outside the units (planning: listing the input, the plan object; finalising:
+the part manifests, rejects, the manifest) is also exit 1 with one `failed:` line that
+names the object and the attempts (`sailvl.storage.retry`), never a traceback: a
+DataJob pod's index is then retried, and the rerun resumes.
 
 Sharded (an Indexed Job's pods, `--shard-index k --shard-count n`): pod k imports the
 units i with i % n == k, the same static assignment as the CaptionJob, then tries to
@@ -40,7 +44,7 @@ from sailvl.data.importers.finalize import ImportIncomplete, ImportRejected, fin
 from sailvl.data.importers.inputs import Unit, store_at
 from sailvl.data.importers.parts import Limits, import_unit
 from sailvl.data.manifest import MANIFEST
-from sailvl.storage import NotFoundError
+from sailvl.storage import NotFoundError, StorageError
 
 PLAN = "_import/plan.json"
 EXIT_FAILED, EXIT_INVALID = 1, 2
@@ -139,6 +143,9 @@ def run_import(args: Any, progress_stream: Any = None) -> int:
     except (FormatError, ValueError) as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except StorageError as exc:  # the store failed (after its retries), not the input
+        print(f"failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     mine = [u for u in units if u.index % args.shard_count == args.shard_index]
     bar = Progress(len(mine), enabled=not args.no_progress, stream=progress_stream)
     errors = _import_all(fmt, mine, args.output, limits, (args.workers, args.threads), bar)
@@ -156,6 +163,9 @@ def run_import(args: Any, progress_stream: Any = None) -> int:
     except ImportIncomplete as exc:  # another pod's units are still running
         print(f"shard {args.shard_index} done; not finalising yet: {exc}", file=sys.stderr)
         return 0
+    except StorageError as exc:  # no manifest written: the rerun finalises again
+        print(f"failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     info = manifest.meta["import"]
     bad = {k: v for k, v in info["rejected"].items() if v}
     print(
