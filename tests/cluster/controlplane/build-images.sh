@@ -55,6 +55,10 @@ bud=(bud --runtime /usr/sbin/runc --network host --layers --format oci)
 t_all=$(date +%s)
 step() { echo "build-images.sh: $1 took $(($(date +%s) - $2)) s"; }
 exists() { "${bh[@]}" inspect --type image "$1" >/dev/null 2>&1; }
+# A build that died (a full disk, a kill) leaves its working container behind, and that
+# container pins its image against the prune below: remove them (the lock is held, so no
+# other build of this storage is running).
+"${bh[@]}" rm --all >/dev/null 2>&1 || true
 
 # --- 1. base: Debian bookworm with Python 3.11 -------------------------------------------
 base_pkgs="python3,python3-venv,python-is-python3,ca-certificates"
