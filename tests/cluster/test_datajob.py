@@ -22,9 +22,7 @@ pytestmark = pytest.mark.cluster
 @pytest.fixture(scope="module")
 def crds(cluster: Any) -> None:
     cluster.kubectl.apply(CRDS)
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/datajobs.sailvl.io", "--timeout=60s"
-    )
+    cluster.kubectl.wait_established("datajobs.sailvl.io")
 
 
 def score_job(name: str, ns: str, **spec: Any) -> dict[str, Any]:

@@ -40,8 +40,7 @@ def gang_crds(cluster: Any) -> None:
         VENDORED / "coscheduling-podgroups.yaml",
     ):
         k.apply(path)
-    for name in ("trainstages.sailvl.io", *PLURAL.values()):
-        k("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    k.wait_established("trainstages.sailvl.io", *PLURAL.values())
 
 
 def _stage(name: str, ns: str, gang: str) -> dict[str, Any]:

@@ -44,10 +44,9 @@ def kueue(cluster: Any) -> Iterator[Kueue]:
             pytrace=False,
         )
     cluster.kubectl.apply(CRDS)
-    for name in ("captionjobs", "trainstages", "evalsuites", "curricula"):
-        cluster.kubectl(
-            "wait", "--for=condition=Established", f"crd/{name}.sailvl.io", "--timeout=60s"
-        )
+    cluster.kubectl.wait_established(
+        *(f"{n}.sailvl.io" for n in ("captionjobs", "trainstages", "evalsuites", "curricula"))
+    )
     kq.start()
     try:
         yield kq

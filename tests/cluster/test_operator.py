@@ -28,10 +28,7 @@ STAGES = [
 def crds(cluster: Any) -> None:
     """Every kind's CRD from crds/, established (the Experiment tests import this too)."""
     cluster.kubectl.apply(CRDS)
-    for info in KINDS.values():
-        cluster.kubectl(
-            "wait", "--for=condition=Established", f"crd/{info.plural}.sailvl.io", "--timeout=60s"
-        )
+    cluster.kubectl.wait_established(*(f"{i.plural}.sailvl.io" for i in KINDS.values()))
 
 
 def small_curriculum(

@@ -153,7 +153,7 @@ def test_prometheus_scrapes_chart_targets_and_alerts_fire(
         ]:
             k("taint", "nodes", node["metadata"]["name"], f"{KWOK_TAINT['key']}-", check=False)
     k.apply(CRDS)
-    k("wait", "--for=condition=Established", "crd/curricula.sailvl.io", "--timeout=60s")
+    k.wait_established("curricula.sailvl.io")
     pods_ns = k.create_namespace("jobpods")
 
     cur = "mon"

@@ -54,11 +54,13 @@ def real() -> Iterator[tuple[ControlPlane, hoststate.HostState]]:
     missing = config.missing_binaries()
     if missing:
         pytest.fail(f"real node: missing {', '.join(missing)}; run {TOOLS}", pytrace=False)
-    before = hoststate.HostState.snapshot(Path("/nonexistent"), RealNodeConfig().bridge)
     cp = ControlPlane(config)
     cp.start()
     try:
-        yield cp, before
+        # The node's own snapshot: taken once it holds the host (another real node, of
+        # another test session, may have been running until then).
+        assert cp.node is not None and cp.node.host_before is not None
+        yield cp, cp.node.host_before
     finally:
         cp.stop()
 
@@ -242,7 +244,7 @@ def test_chart_runs_the_operator_image_under_its_service_account(
     render: Renderer,  # noqa: F811
 ) -> None:
     k.apply(REPO / "charts" / "sailvl-operator" / "crds", server_side=True)
-    k("wait", "--for=condition=Established", "crd/trainstages.sailvl.io", "--timeout=60s")
+    k.wait_established("trainstages.sailvl.io")
     values = {
         "fullnameOverride": "op",
         "image": {"repository": OPERATOR_IMAGE[0], "tag": OPERATOR_IMAGE[1]},

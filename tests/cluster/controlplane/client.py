@@ -108,6 +108,20 @@ class Kubectl:
         proc = self("get", kind, name, *ns, "-o", "json", "--ignore-not-found", check=True)
         return json.loads(proc.stdout) if proc.stdout.strip() else None
 
+    def wait_established(self, *crds: str, timeout: float = 60) -> None:
+        """Wait until each CRD (``crd/<name>`` or ``<name>``) is Established.
+        ``kubectl wait --for=condition=Established`` is not used: on a CRD created a
+        moment ago it exits 1 at once ("<nil> is of the type <nil>, expected
+        []interface{}") when the API server has not written any condition yet."""
+
+        def established(name: str) -> bool:
+            crd = self.get("crd", name.removeprefix("crd/"))
+            conds = (crd or {}).get("status", {}).get("conditions") or []
+            return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
+
+        for name in crds:
+            wait_for(lambda n=name: established(n), timeout=timeout, what=f"{name} Established")
+
     # -- namespaces ------------------------------------------------------------------
 
     def create_namespace(self, prefix: str = "t") -> str:

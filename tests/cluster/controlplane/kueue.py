@@ -134,7 +134,7 @@ class Kueue:
             "crd/" + yaml.safe_load(p.read_text())["metadata"]["name"]
             for p in sorted(crds.glob("*.yaml"))
         ]
-        kubectl("wait", "--for=condition=Established", *names, "--timeout=60s")
+        kubectl.wait_established(*names)
         kubectl("create", "namespace", "kueue-system", check=False)
 
     def start(self) -> None:

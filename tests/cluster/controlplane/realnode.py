@@ -118,15 +118,20 @@ class RealNode:
         self.components: list[Component] = []
         self.host: HostState | None = None
         self._lock: IO[str] | None = None
+        # The host as it was before this node (kept after stop, for tests to compare).
+        self.host_before: HostState | None = None
         self.socket = self.dir / "run" / "containerd.sock"
 
     # -- lifecycle -------------------------------------------------------------------
 
     def prepare_host(self) -> None:
-        """Snapshot the host, then create the bridge (CoreDNS binds its address)."""
+        """Take the host (wait for another real node on it to stop), snapshot it, then
+        create the bridge (CoreDNS binds its address)."""
         cfg = self.config
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._take_host()
         self.host = HostState.snapshot(self.dir, cfg.bridge)
+        self.host_before = self.host
         if not self.host.bridge_existed:
             _sh("ip", "link", "add", cfg.bridge, "type", "bridge")
         prefix = ipaddress.ip_network(cfg.subnet).prefixlen
@@ -170,6 +175,33 @@ class RealNode:
 
     # -- pieces ------------------------------------------------------------------------
 
+    def _take_host(self) -> None:
+        """One real node per host and content store: the bridge, the iptables chains,
+        port 53 on the gateway and containerd's root are host-wide, and a second node
+        would corrupt them. The lock (``flock`` on ``<containerd_root>/.lock``) is held
+        until stop; a second node (another test session, ``make cluster-demo``) waits
+        for it, up to ``SAILVL_REALNODE_WAIT`` seconds (default 3600), then fails naming
+        the lock. The kernel drops the lock when its holder dies, so none goes stale."""
+        root = self.config.containerd_root
+        root.mkdir(parents=True, exist_ok=True)
+        self._lock = open(root / ".lock", "w")  # noqa: SIM115
+        wait = float(os.environ.get("SAILVL_REALNODE_WAIT", "3600"))
+        deadline, told = time.monotonic() + wait, False
+        while True:
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError as err:
+                if time.monotonic() > deadline:
+                    self._lock.close()
+                    self._lock = None
+                    msg = f"{root}/.lock: another real node held this host for {wait:.0f} s"
+                    raise ComponentError(msg) from err
+                if not told:
+                    print(f"realnode: waiting for another real node on this host ({root}/.lock)")
+                    told = True
+                time.sleep(2)
+
     def _launch(self, name: str, argv: list[str]) -> Component:
         comp = Component(name=name, argv=argv, log_dir=self.dir / "logs")
         self.components.append(comp)
@@ -182,14 +214,6 @@ class RealNode:
 
     def _start_containerd(self, timeout: float) -> None:
         cfg, d = self.config, self.dir
-        cfg.containerd_root.mkdir(parents=True, exist_ok=True)
-        # One containerd per content store: a second node would corrupt it.
-        self._lock = open(cfg.containerd_root / ".lock", "w")  # noqa: SIM115
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            msg = f"{cfg.containerd_root} is in use by another real node"
-            raise ComponentError(msg) from err
         (d / "cni" / "net.d").mkdir(parents=True, exist_ok=True)
         conflist = {
             "cniVersion": "1.0.0",
