@@ -13,7 +13,9 @@ file): the others still finish, so the rerun only redoes what is missing. A stor
 failure outside the units (planning: listing the input, the plan object; finalising:
 the part manifests, rejects, the manifest) is also exit 1 with one `failed:` line that
 names the object and the attempts (`sailvl.storage.retry`), never a traceback: a
-DataJob pod's index is then retried, and the rerun resumes.
+DataJob pod's index is then retried, and the rerun resumes. Once the store gave up on
+one unit, no further unit is started (`_import_all`), so a store that is down fails
+the import in about one unit's retries, not one per input file.
 
 Sharded (an Indexed Job's pods, `--shard-index k --shard-count n`): pod k imports the
 units i with i % n == k, the same static assignment as the CaptionJob, then tries to
@@ -29,6 +31,7 @@ redrawn in place on a terminal, every 10 s otherwise (pod logs).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import multiprocessing as mp
@@ -37,6 +40,7 @@ import queue
 import sys
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from sailvl.data.importers import FormatError, detect, load
@@ -44,7 +48,7 @@ from sailvl.data.importers.finalize import ImportIncomplete, ImportRejected, fin
 from sailvl.data.importers.inputs import Unit, store_at
 from sailvl.data.importers.parts import Limits, import_unit
 from sailvl.data.manifest import MANIFEST
-from sailvl.storage import NotFoundError, StorageError
+from sailvl.storage import NotFoundError, StorageError, TransientStorageError
 
 PLAN = "_import/plan.json"
 EXIT_FAILED, EXIT_INVALID = 1, 2
@@ -148,11 +152,18 @@ def run_import(args: Any, progress_stream: Any = None) -> int:
         return EXIT_FAILED
     mine = [u for u in units if u.index % args.shard_count == args.shard_index]
     bar = Progress(len(mine), enabled=not args.no_progress, stream=progress_stream)
-    errors = _import_all(fmt, mine, args.output, limits, (args.workers, args.threads), bar)
+    par = (args.workers, args.threads)
+    errors, not_started = _import_all(fmt, mine, args.output, limits, par, bar)
     bar.draw(final=True)
     if errors:
         for err in errors:
             print(f"failed: {err}", file=sys.stderr)
+        if not_started:
+            print(
+                f"not started: {not_started} of {len(mine)} input files (stopped at the "
+                "failure above; rerun the same command to resume)",
+                file=sys.stderr,
+            )
         return EXIT_FAILED
     meta = {"format": fmt, "input": args.input, "image_root": args.image_root or ""}
     try:
@@ -178,40 +189,60 @@ def run_import(args: Any, progress_stream: Any = None) -> int:
 
 def _import_all(
     fmt: str, units: list[Unit], out: str, limits: Limits, par: tuple[int, int], bar: Progress
-) -> list[str]:
+) -> tuple[list[str], int]:
+    """Import `units`: (one error line per failed unit, units not started).
+
+    A unit that fails for a reason of its own (an unreadable input file) does not stop
+    the others. A unit that fails because the store gave up (a `TransientStorageError`:
+    its retries ran out) stops the import from starting further units: each would spend
+    its own retries on the same failing store, so a 30,000-file import against a store
+    that is down would take hours to fail. Units already running end as they end; the
+    rerun imports the rest."""
     workers, threads = par
     errors: list[str] = []
     if workers <= 1:
-        for unit in units:
+        for n, unit in enumerate(units):
             try:
                 import_unit(load(fmt), unit, out, limits, bar.add, threads)
             except Exception as exc:  # noqa: BLE001 - reported, the other units go on
                 errors.append(f"{unit.uri}: {exc}")
-            bar.files_done += 1
-        return errors
+                if isinstance(exc, TransientStorageError):
+                    return errors, len(units) - n - 1
+            finally:
+                bar.files_done += 1
+        return errors, 0
+    # Units are handed to the pool one per free process, never queued ahead, so that a
+    # failing store stops the import with at most `workers` units having tried it.
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
+    todo, stop = collections.deque(units), False
     with ProcessPoolExecutor(
         workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)
     ) as ex:
-        futures: dict[Future[Any], Unit] = {
-            ex.submit(_run_unit, fmt, u.to_dict(), out, limits, threads): u for u in units
-        }
-        pending = set(futures)
-        while pending:
+        running: dict[Future[Any], Unit] = {}
+        while True:
+            while todo and not stop and len(running) < workers:
+                u = todo.popleft()
+                running[ex.submit(_run_unit, fmt, u.to_dict(), out, limits, threads)] = u
+            if not running:
+                break
             with contextlib.suppress(queue.Empty):
                 bar.add(q.get(timeout=0.2))
-            for fut in [f for f in pending if f.done()]:
-                pending.discard(fut)
+            for fut in [f for f in running if f.done()]:
+                unit = running.pop(fut)
                 bar.files_done += 1
-                if fut.exception() is not None:
-                    errors.append(f"{futures[fut].uri}: {fut.exception()}")
+                err = fut.exception()
+                if err is not None:
+                    errors.append(f"{unit.uri}: {err}")
+                    # A dead worker process breaks the pool: nothing more can start.
+                    stop = stop or isinstance(err, (TransientStorageError, BrokenProcessPool))
         while True:  # the last deltas
             try:
                 bar.add(q.get_nowait())
             except queue.Empty:
                 break
-    return errors
+    not_started = len(todo)
+    return errors, not_started
 
 
 def add_arguments(p: Any) -> None:
