@@ -40,6 +40,23 @@ def read_log(folder: Path) -> list[dict]:
     return rows
 
 
+def assert_replayed_exactly_once(
+    killed: list[dict], rows: list[dict], steps: int, per_step: int
+) -> None:
+    """The steps replayed after a resume saw exactly the samples the interrupted run saw
+    (`killed`: its rows), and over the stage (the last writer per step and rank, in
+    `rows`) every step 1..`steps` ran and every sample id was consumed exactly once."""
+    first_pids = {r["pid"] for r in killed}
+    before = {(r["step"], r["rank"]): r["ids"] for r in killed}
+    for r in rows:
+        if r["pid"] not in first_pids and (r["step"], r["rank"]) in before:
+            assert r["ids"] == before[(r["step"], r["rank"])], r["step"]
+    final = {(r["step"], r["rank"]): r["ids"] for r in rows}
+    assert sorted({s for s, _ in final}) == list(range(1, steps + 1))
+    ids = [i for v in final.values() for i in v]
+    assert len(ids) == steps * per_step == len(set(ids))
+
+
 def test_sigkill_then_resume_consumes_every_sample_once(
     tmp_path: Path,
     synthetic_data: str,  # noqa: F811 (the imported fixture)
@@ -81,16 +98,7 @@ def test_sigkill_then_resume_consumes_every_sample_once(
     resume_from = (last_killed_step // INTERVAL) * INTERVAL
     assert min(r["step"] for r in resumed) == resume_from + 1
     assert max(r["step"] for r in resumed) == STEPS  # exactly the budget
-    # The replayed steps saw exactly the samples the killed run saw.
-    before = {(r["step"], r["rank"]): r["ids"] for r in killed}
-    for r in resumed:
-        if (r["step"], r["rank"]) in before:
-            assert r["ids"] == before[(r["step"], r["rank"])], r["step"]
-    # Over the stage (last writer per step and rank), every id exactly once.
-    final = {(r["step"], r["rank"]): r["ids"] for r in rows}
-    assert sorted({s for s, _ in final}) == list(range(1, STEPS + 1))
-    ids = [i for v in final.values() for i in v]
-    assert len(ids) == STEPS * PER_STEP == len(set(ids))
+    assert_replayed_exactly_once(killed, rows, STEPS, PER_STEP)
     # The loss falls clearly: from chance level (ln of the 320-token vocabulary) at
     # step 1 to well below it over the last 10 steps.
     loss = {r["step"]: r["loss"] for r in rows if r["rank"] == 0}

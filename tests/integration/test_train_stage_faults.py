@@ -25,7 +25,7 @@ import pytest
 from tests.fixtures.faultproxy import fault_proxy
 from tests.fixtures.s3server import S3Server, assert_server_is_expected
 from tests.integration.test_s3_faults import READ_TIMEOUT_S, upstream_objects
-from tests.integration.test_train_resume import read_log
+from tests.integration.test_train_resume import assert_replayed_exactly_once, read_log
 from tests.integration.test_train_stages import free_port, train_env, write_job
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
@@ -93,15 +93,7 @@ def test_stage_cut_by_100pct_faults_then_resumed_at_5pct(
     start = min(r["step"] for r in resumed) - 1
     assert start % INTERVAL == 0 and INTERVAL <= start <= last_killed_step, start
     assert max(r["step"] for r in resumed) == STEPS
-    # The replayed steps saw exactly the samples the cut run saw.
-    before = {(r["step"], r["rank"]): r["ids"] for r in killed}
-    for r in resumed:
-        if (r["step"], r["rank"]) in before:
-            assert r["ids"] == before[(r["step"], r["rank"])], r["step"]
-    final = {(r["step"], r["rank"]): r["ids"] for r in rows}
-    assert sorted({s for s, _ in final}) == list(range(1, STEPS + 1))
-    ids = [i for v in final.values() for i in v]
-    assert len(ids) == STEPS * PER_STEP == len(set(ids))  # every sample exactly once
+    assert_replayed_exactly_once(killed, rows, STEPS, PER_STEP)
     got = upstream_objects(s3_server, s3_env)
     latest = got["out/latest"].decode()
     assert f"out/{latest}/_COMMITTED" in got and "out/final/_COMMITTED" in got
