@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,15 @@ def through(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
     monkeypatch.setenv("SAILVL_S3_CONNECT_TIMEOUT", str(READ_TIMEOUT_S))
 
 
-def names_object(msg: str, uri_prefix: str) -> bool:
-    return re.search(re.escape(uri_prefix) + r"\S*: gave up after \d+ attempts", msg) is not None
+def fails_cleanly(call: Callable[[], object], uri_prefix: str, *errors: type) -> None:
+    """`call` raises one of `errors` (default StorageError) within BOUND_S, and the
+    message names an object under `uri_prefix` and the attempts."""
+    t0 = time.monotonic()
+    with pytest.raises(errors or StorageError) as info:
+        call()
+    took, msg = time.monotonic() - t0, str(info.value)
+    assert took < BOUND_S, (took, msg)
+    assert re.search(re.escape(uri_prefix) + r"\S*: gave up after \d+ attempts", msg), msg
 
 
 def test_checkpoint_save_and_load_cut_by_100pct_faults(
@@ -64,11 +72,7 @@ def test_checkpoint_save_and_load_cut_by_100pct_faults(
     uri = f"s3://{s3_env}/runs/s1/step-00000010"
     with fault_proxy(s3_server.endpoint, rate=1.0, seed=6, after=12) as proxy:
         through(monkeypatch, proxy.endpoint)
-        t0 = time.monotonic()
-        with pytest.raises(StorageError) as info:
-            upload_dir(str(tmp_path), uri)
-        took = time.monotonic() - t0
-    assert took < BOUND_S and names_object(str(info.value), uri + "/"), (took, info.value)
+        fails_cleanly(lambda: upload_dir(str(tmp_path), uri), uri + "/")
     got = {k: v for k, v in upstream_objects(s3_server, s3_env).items()}
     prefix = "runs/s1/step-00000010/"
     assert f"{prefix}{COMMIT_MARKER}" not in got  # not committed: a resume ignores it
@@ -78,11 +82,7 @@ def test_checkpoint_save_and_load_cut_by_100pct_faults(
     tag = f"sailvl-faulttest-{uuid.uuid4().hex[:8]}-"
     with fault_proxy(s3_server.endpoint, rate=1.0, seed=7, after=3) as proxy:
         through(monkeypatch, proxy.endpoint)
-        t0 = time.monotonic()
-        with pytest.raises(StorageError) as info:
-            download_to_temp(uri, prefix=tag)
-        took = time.monotonic() - t0
-    assert took < BOUND_S and names_object(str(info.value), uri + "/"), (took, info.value)
+        fails_cleanly(lambda: download_to_temp(uri, prefix=tag), uri + "/")
     assert not glob.glob(os.path.join(tempfile.gettempdir(), tag + "*"))  # nothing left
 
 
@@ -109,13 +109,9 @@ def test_streaming_reader_cut_by_100pct_faults_then_resumed(
     with fault_proxy(s3_server.endpoint, rate=1.0, seed=8, after=4) as proxy:
         through(monkeypatch, proxy.endpoint)
         reader = StreamingReader([uri], cfg)
-        t0 = time.monotonic()
-        with pytest.raises((StorageError, ShardError)) as info:
-            for item in reader:
-                head.append(item["id"])
-        took = time.monotonic() - t0
+        fails_cleanly(lambda: head.extend(item["id"] for item in reader), uri + "/",
+                      StorageError, ShardError)  # fmt: skip
         state = reader.state_dict()
-    assert took < BOUND_S and names_object(str(info.value), uri + "/"), (took, info.value)
     assert len(head) < len(every)
     through(monkeypatch, s3_server.endpoint)
     resumed = StreamingReader([uri], cfg)
