@@ -176,7 +176,7 @@ def test_a_wrong_subcommand_is_caught() -> None:
             ["lmdeploy-requirements.txt", "torch-npu==", "dlinfer-ascend==", "cann:"],
         ),
         ("evaluator", ['"./[train]"']),
-        ("operator", ['"./[operator]"', "python:3.11"]),
+        ("operator", ["--extra operator", "cpu-requirements.py", "python:3.11"]),
         ("job-cpu", ["--extra train", "cpu-requirements.py", "python:3.11"]),
     ],
 )
