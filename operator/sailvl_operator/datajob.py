@@ -18,7 +18,10 @@ Least privilege: a data pod needs storage and, for ``score``, the judge's API ke
 Both arrive by ``secretKeyRef`` (the storage Secret's named keys as AWS_* variables,
 the judge key as ``SAILVL_JUDGE_API_KEY``); the pods report no progress to the API
 server (the operator derives shardsDone / shardsFailed from the Job), so the job
-ServiceAccount needs no right on DataJobs at all.
+ServiceAccount needs no right on DataJobs at all. A pod's fatal error (the file or
+object and what went wrong) travels as its container's termination message
+(:mod:`sailvl.data.datajob`), which :mod:`.diagnose` puts, with the failed pod's name,
+into the DataJob's Failed condition and ``status.message``.
 """
 
 from __future__ import annotations

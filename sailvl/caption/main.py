@@ -14,6 +14,11 @@ samples come from the output manifest. Status stays a handful of numbers whateve
 shard count: nothing per shard or per pod is written to the resource. When the output is complete (the pod that
 writes the output manifest), it also reports Table 1 statistics of `statsSample` output
 captions as `stats` (`<lang>_<field>`: e.g. `en_avg_length`, `zh_uniq_noun`).
+
+A pod that exits 1 first reports why as `message` (one line naming the failed shard's
+URI, or the step that could not start, with the error) and `error` (the error class),
+and writes the same line as its termination message (`report_failure`), so the
+CaptionJob's Failed condition names the object, not only the pod's log.
 """
 
 from __future__ import annotations
@@ -120,6 +125,7 @@ def _captioned(out_store: Any) -> int:
 def run_job(cfg: CaptionConfig, reporter: Any = None, backend: Any = None) -> int:
     """Run the pod and report status; returns the exit code."""
     from sailvl.caption.cli import run_caption
+    from sailvl.runtime.report import report_failure
     from sailvl.storage import open_store
 
     out_store = open_store(cfg.output_uri)
@@ -128,10 +134,17 @@ def run_job(cfg: CaptionConfig, reporter: Any = None, backend: Any = None) -> in
         if reporter is not None:
             reporter.update(aggregate(out_store))
 
-    rc = run_caption(cfg, backend=backend, on_progress=report)
+    def failed(message: str, error: str) -> None:
+        report_failure(reporter, message, error)
+
+    rc = run_caption(cfg, backend=backend, on_progress=report, on_failure=failed)
     if reporter is None:
         return rc
-    fields = aggregate(out_store)
+    try:
+        fields = aggregate(out_store)
+    except Exception as exc:  # noqa: BLE001 - the store that failed the run: counters stay
+        log.warning("caption status not aggregated: %s", exc)
+        return rc
     if rc == 0 and cfg.assignment == "dynamic" and out_store.exists("manifest.json"):
         fields["samples"] = _captioned(out_store)
     if rc == 0 and cfg.stats_sample and out_store.exists("manifest.json"):

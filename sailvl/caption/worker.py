@@ -10,8 +10,8 @@ Pipeline. Three stages run concurrently so the accelerator never waits on I/O:
 
 Generation stays on the main thread (engines such as LMDeploy and CUDA contexts prefer
 the thread that created them). Each stage retries its own step of a shard up to
-`shard_retries` extra times; a shard that still fails is counted `failed` and the
-pipeline moves on. The run returns 1 if any shard failed, so the Indexed Job's
+`shard_retries` extra times; a shard that still fails is counted `failed`, kept in
+`failures` (the shard's URI, the stage, the error) and the pipeline moves on. The run returns 1 if any shard failed, so the Indexed Job's
 per-index backoff restarts the pod, which skips every committed shard and redoes only
 the rest.
 
@@ -57,6 +57,7 @@ from sailvl.caption.prompts import build_prompt
 log = logging.getLogger("sailvl.caption")
 ProgressFn = Callable[[dict[str, Any]], None]
 _END = object()
+MAX_FAILURES_KEPT = 8
 
 
 @dataclass
@@ -114,6 +115,7 @@ class CaptionWorker:
         self.keys = sh.shard_keys(in_store, cfg.input_format)
         self.out_keys = {k: self._out_key(k) for k in self.keys}
         self.claimer: Claimer | None = None
+        self.failures: list[tuple[str, BaseException]] = []  # (what, error), see `_failed`
         if cfg.assignment == "dynamic":
             self.mine = list(self.keys)
             self.claimer = Claimer(
@@ -241,6 +243,14 @@ class CaptionWorker:
 
     def _fail(self, work: Work, stage: str) -> None:
         log.error("shard %s failed in %s: %r", work.key, stage, work.error)
+        what = f"shard {self.cfg.input_uri.rstrip('/')}/{work.key} ({stage})"
+        self._failed(what, work.error or RuntimeError("no error recorded"))
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        """Count a failed shard and keep why (`failures`: what the pod reports in its
+        resource's status before it exits 1; the first few are enough)."""
+        if len(self.failures) < MAX_FAILURES_KEPT:
+            self.failures.append((what, exc))
         self.progress.shard("failed")
         self._report()
 
@@ -303,7 +313,7 @@ class CaptionWorker:
                     loaded.put(self.load(key, gen))
             except Exception as exc:  # noqa: BLE001 - the store failed while claiming
                 log.error("claiming shards failed: %r", exc)
-                self.progress.shard("failed")
+                self._failed(f"claiming shards on {self.cfg.output_uri}", exc)
             loaded.put(_END)
 
         def writer() -> None:

@@ -15,12 +15,24 @@ finalises the output, as on a cluster.
 
 Exit codes are the command's: 0 done, 1 retry (a pod's index is retried by
 `backoffLimitPerIndex`), 2 invalid (the Job fails at once).
+
+Failures are reported, not only logged. The data commands write each error as one
+stderr line prefixed `invalid:`, `rejected:` or `failed:` (their contract with a user at
+a terminal: the file or object, then what went wrong); a pod keeps those lines while
+its command runs (`ErrorLines`, a pass-through on `sys.stderr`) and, when the command
+exits non-zero or raises, reports the first as `message` with its kind as `error`
+(`sailvl.runtime.report.report_failure`). On a cluster that is the container's
+termination message, which the operator names in the DataJob's Failed condition and
+`status.message`; a DataJob's pods hold no right on their resource (least privilege),
+so the status sink is used only when it is a `file:` (local runs, tests).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import os
 import sys
 from collections.abc import Mapping
@@ -29,6 +41,7 @@ from typing import Any
 
 from sailvl.api import SpecError
 from sailvl.api.datajob import DataJobSpec
+from sailvl.runtime.report import StatusReporter
 
 KIND = "DataJob"
 MODULES = {
@@ -36,7 +49,9 @@ MODULES = {
     "score": "sailvl.data.score",
     "filter": "sailvl.data.filter",
 }
-EXIT_INVALID = 2
+EXIT_FAILED, EXIT_INVALID = 1, 2
+#: The data commands' error-line prefixes (module docstring) and the `error` each reports.
+ERROR_KINDS = {"invalid": "InvalidInput", "rejected": "ImportRejected", "failed": "TaskFailed"}
 
 
 def _flag(out: list[str], name: str, value: Any) -> None:
@@ -111,8 +126,57 @@ class JobMetrics:
             m.labels("sailvl_data_shards_total", **job, task=self.task).inc(shards)
 
 
-def run_spec(spec: DataJobSpec, index: int, count: int, report: JobMetrics | None = None) -> int:
-    """Run the task of `spec` as shard `index` of `count` through the local command."""
+class ErrorLines(io.TextIOBase):
+    """A pass-through for `sys.stderr` that keeps the complete lines starting with one
+    of `ERROR_KINDS`' prefixes (the first `keep` of them); progress redraws (`\r`) and
+    other lines only pass."""
+
+    def __init__(self, out: io.TextIOBase | Any, keep: int = 8) -> None:
+        self.out, self.keep = out, keep
+        self.lines: list[str] = []
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self.out.write(text)
+        *done, self._partial = (self._partial + text).split("\n")
+        self._partial = self._partial.rsplit("\r", 1)[-1][-4096:]
+        for line in done:
+            head = line.rsplit("\r", 1)[-1]
+            if head.split(":", 1)[0] in ERROR_KINDS and len(self.lines) < self.keep:
+                self.lines.append(head)
+        return len(text)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def isatty(self) -> bool:
+        return bool(self.out.isatty())
+
+    def fileno(self) -> int:
+        return int(self.out.fileno())
+
+
+def failure(task: str, lines: list[str], rc: int) -> tuple[str, str]:
+    """(message, error) of a data command that exited `rc` after writing the error
+    `lines` (see `ErrorLines`)."""
+    if not lines:
+        return f"data {task}: exited with code {rc} without an error line", "ExitCode"
+    kind, _, text = lines[0].partition(":")
+    more = f" (and {len(lines) - 1} more errors)" if len(lines) > 1 else ""
+    return f"data {task}: {text.strip()}{more}", ERROR_KINDS[kind]
+
+
+def run_spec(
+    spec: DataJobSpec,
+    index: int,
+    count: int,
+    report: JobMetrics | None = None,
+    status: StatusReporter | None = None,
+) -> int:
+    """Run the task of `spec` as shard `index` of `count` through the local command;
+    with `status`, a failure is reported (module docstring) before the exit code."""
+    from sailvl.runtime.report import describe, report_failure
+
     module = importlib.import_module(MODULES[spec.task])
     parser = argparse.ArgumentParser(prog=f"sailvl data {spec.task}")
     module.add_arguments(parser)
@@ -121,7 +185,18 @@ def run_spec(spec: DataJobSpec, index: int, count: int, report: JobMetrics | Non
     args = parser.parse_args(argv)
     args.data_command = spec.task
     args.report = report
-    rc = int(module.main(args) or 0)
+    errors = ErrorLines(sys.stderr)
+    try:
+        with contextlib.redirect_stderr(errors):
+            rc = int(module.main(args) or 0)
+    except Exception as exc:
+        if status is None:
+            raise
+        what = f"data {spec.task} {spec.input} -> {spec.output} (shard {index} of {count})"
+        report_failure(status, *describe(what, exc))
+        return EXIT_FAILED
+    if rc != 0 and status is not None:
+        report_failure(status, *failure(spec.task, errors.lines, rc))
     if report is not None and spec.task == "import" and rc == 0:
         _report_import(spec, index, report)
     return rc
@@ -173,16 +248,25 @@ def _load(path: Path) -> tuple[str, str, DataJobSpec]:
 
 def main(args: Any) -> int:
     """`sailvl data job --config FILE` (one pod of the Indexed Job)."""
+    from sailvl.runtime.report import report_failure
+
     try:
         name, namespace, spec = _load(args.config)
     except SpecError as err:
         for problem in err.problems:
             print(f"invalid: {problem}", file=sys.stderr)
+        report_failure(None, "; ".join(err.problems), "InvalidSpec")  # the termination message
         return EXIT_INVALID
     index = _env_int("SAILVL_SHARD_INDEX", "JOB_COMPLETION_INDEX") or 0
     count = _env_int("SAILVL_SHARD_COUNT") or spec.parallelism
     _serve_metrics()
-    return run_spec(spec, index, count, JobMetrics(spec.task, namespace, name))
+    # No right to patch a DataJob (least privilege): a `kubernetes` sink gets nothing,
+    # the termination message carries the failure (module docstring).
+    sink = os.environ.get("SAILVL_STATUS_SINK", "none")
+    status = StatusReporter(
+        KIND, name, namespace, sink=sink if sink.startswith("file:") else "none"
+    )
+    return run_spec(spec, index, count, JobMetrics(spec.task, namespace, name), status)
 
 
 def _docs(path: Path) -> list[Any]:

@@ -5,7 +5,10 @@ the model, serves Prometheus metrics on the job port, reports progress to the
 EvalSuite's status through ``sailvl.runtime.report.StatusReporter`` (sink from
 ``SAILVL_STATUS_SINK``) and writes results under the spec's output URI. Exit code 0
 when results.json was written, even if some benchmarks failed (they are reported in
-it); 1 only when the run itself could not start.
+it); 1 only when the run itself could not start (the model cannot be loaded, the output
+cannot be written): then it first reports why, naming the model or output URI and the
+error class, as `message` / `error` in the status and as the termination message
+(`sailvl.runtime.report.report_failure`), so the Failed EvalSuite says it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ def main(args: Any) -> int:
     import yaml
 
     from sailvl.api.jobconfig import load_job_config
-    from sailvl.runtime.report import StatusReporter
+    from sailvl.runtime.report import StatusReporter, describe, report_failure
 
     from .model_adapter import load_generator
     from .runner import run_eval
@@ -57,7 +60,14 @@ def main(args: Any) -> int:
         fields["benchmarksTotal"] = snapshot["benchmarksTotal"]
         reporter.update(fields, final=final)
 
-    generator = load_generator(cfg.model, preset=cfg.model_preset, batch_size=cfg.batch_size)
-    results = run_eval(cfg, generator, progress=progress)
+    what = f"loading model {cfg.model}"
+    try:
+        generator = load_generator(cfg.model, preset=cfg.model_preset, batch_size=cfg.batch_size)
+        what = f"evaluating {cfg.model} into {cfg.output}"
+        results = run_eval(cfg, generator, progress=progress)
+    except Exception as exc:  # noqa: BLE001 - reported, then the pod exits 1
+        log.exception("eval failed")
+        report_failure(reporter, *describe(what, exc))
+        return 1
     log.info("eval done: overall %s, categories %s", results["overall"], results["categories"])
     return 0

@@ -15,6 +15,15 @@ The sink is chosen by ``SAILVL_STATUS_SINK``:
 
 Reports are rate-limited (``min_interval`` seconds) unless ``final=True``; a failed
 report is logged and dropped, never fatal: progress is advisory, the job goes on.
+
+A fatal error (:func:`report_failure`) goes out on two channels before the job exits
+non-zero, so that it never lives only in a log: ``message`` and ``error`` (the error
+class) in the status, as above; and the same line as the container's termination
+message (``/dev/termination-log``, or ``SAILVL_TERMINATION_LOG``), which the kubelet
+copies into the pod's status. The operator names every failed pod with that message in
+the resource's ``Failed`` condition and ``status.message`` (``sailvl_operator.diagnose``)
+whatever the exit code, and it is the only channel of a kind whose pods may not patch
+their resource (DataJob).
 """
 
 from __future__ import annotations
@@ -22,7 +31,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import ssl
+import sys
 import tempfile
 import time
 import urllib.request
@@ -33,6 +44,9 @@ log = logging.getLogger(__name__)
 
 PLURALS = {"TrainStage": "trainstages", "CaptionJob": "captionjobs", "EvalSuite": "evalsuites"}
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+TERMINATION_LOG_ENV = "SAILVL_TERMINATION_LOG"
+TERMINATION_LOG = Path("/dev/termination-log")  # the kubelet's default terminationMessagePath
+MESSAGE_LIMIT = 1000  # characters; the kubelet keeps 4096 bytes of a termination message
 
 
 class StatusReporter:
@@ -99,6 +113,38 @@ class StatusReporter:
         ctx = ssl.create_default_context(cafile=ca_file if Path(ca_file).exists() else None)
         with urllib.request.urlopen(req, timeout=10, context=ctx) as resp:
             resp.read()
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` on one line (whitespace runs collapsed), cut to ``limit`` characters."""
+    line = re.sub(r"\s+", " ", text).strip()
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def describe(what: str, exc: BaseException) -> tuple[str, str]:
+    """(message, error) of a fatal exception: ``what`` names the object or file the job
+    was working on; the error is the exception's class name."""
+    error = type(exc).__name__
+    return one_line(f"{what}: {error}: {exc}"), error
+
+
+def report_failure(reporter: StatusReporter | None, message: str, error: str) -> None:
+    """Report a fatal error before the job exits non-zero (see the module docstring):
+    stderr, the termination message, and ``{message, error}`` in the status (``final``:
+    not rate-limited). Never raises: the exit code still tells the Job it failed."""
+    message = one_line(message)
+    line = message if error in message else f"{error}: {message}"
+    print(f"fatal: {line}", file=sys.stderr)
+    path = os.environ.get(TERMINATION_LOG_ENV) or (
+        str(TERMINATION_LOG) if TERMINATION_LOG.exists() else ""
+    )
+    if path:  # outside a pod there is no /dev/termination-log: nothing to write
+        try:
+            Path(path).write_text(line)
+        except OSError as err:
+            log.warning("termination message not written to %s: %s", path, err)
+    if reporter is not None:
+        reporter.update({"message": message, "error": error}, final=True)
 
 
 def _merge_file(path: Path, body: dict[str, Any]) -> None:
