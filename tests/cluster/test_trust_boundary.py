@@ -102,6 +102,20 @@ def test_policy_refuses_forged_status_fields(
             )
             code, body = job.patch("trainstages", "victim", {"step": 3, "loss": 1.5})
             assert code == 200, body
+            # A job's fatal error (sailvl.runtime.report.report_failure): message and
+            # error are the job's to write, as progress is; they carry nothing else in.
+            failure = {
+                "message": "shard s3://d/x (read): StorageError: gone",
+                "error": "StorageError",
+            }
+            code, body = job.patch("trainstages", "victim", failure)
+            assert code == 200, body
+            code, body = job.patch("trainstages", "victim", {**failure, "phase": "Failed"})
+            assert code == 403 and "phase" in body, (code, body)
+            # DataJob pods hold no right on their resource at all (RBAC, before the policy):
+            # their failure travels as the container's termination message instead.
+            code, body = job.patch("datajobs", "victim", {"message": "x"})
+            assert code == 403 and "forbidden" in body.lower(), (code, body)
             for forged in (
                 {"phase": "Succeeded"},
                 {"restarts": 4},
@@ -115,6 +129,7 @@ def test_policy_refuses_forged_status_fields(
                 assert "the operator owns" in body and field in body, body
             st = get(k, "trainstage", "victim", ns)["status"]
             assert (st["phase"], st["restarts"], st["step"]) == ("Running", 0, 3)
+            assert (st["message"], st["error"]) == (failure["message"], failure["error"])
     finally:
         for doc in policy:
             k("delete", doc["kind"].lower(), doc["metadata"]["name"], check=False)
