@@ -29,7 +29,7 @@ import yaml
 
 from sailvl.runtime.device import DeviceError, device_spec, prepare_environment
 from sailvl.runtime.env import in_worker, node_env, worker_env
-from sailvl.runtime.report import StatusReporter, reporter_for
+from sailvl.runtime.report import StatusReporter, report_failure, reporter_for
 from sailvl.train.config import TrainConfig, from_spec
 from sailvl.train.preflight import ConfigError, check
 from sailvl.train.schedule import PlanError
@@ -56,9 +56,9 @@ def _load(path: Path) -> tuple[dict[str, Any], Any]:
 
 
 def _fail(reporter: StatusReporter, message: str, error: str = "ConfigError") -> int:
+    """Report a refused spec (stderr, termination message, status) and give exit 2."""
     log.error("%s: %s", error, message)
-    print(f"sailvl train: {message}", file=sys.stderr)
-    reporter.update({"message": message, "error": error}, final=True)
+    report_failure(reporter, message, error)
     return EXIT_CONFIG
 
 

@@ -35,6 +35,7 @@ _DEVICE_ENV = (
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: dict, env: dict | None = None):
     status = tmp_path / "status.json"
     monkeypatch.setenv("SAILVL_STATUS_SINK", f"file:{status}")
+    monkeypatch.setenv("SAILVL_TERMINATION_LOG", str(tmp_path / "termination-log"))
     for k in ("NNODES", "NODE_RANK", "NPROC_PER_NODE", "LOCAL_RANK", "MASTER_ADDR"):
         monkeypatch.delenv(k, raising=False)
     for k, v in (env or {}).items():
@@ -92,6 +93,9 @@ def test_bad_input_reaches_status_with_exit_2(
     assert rc == 2
     assert needle in status["message"], status
     assert status["error"] == "ConfigError"
+    # The kubelet copies the termination message into the pod's status: the error is
+    # there even when the status patch could not be sent.
+    assert needle in (tmp_path / "termination-log").read_text()
 
 
 def test_preflight_imports_no_torch(tmp_path: Path, dataset: str) -> None:
