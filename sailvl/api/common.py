@@ -228,6 +228,9 @@ class CommonStatus(ApiModel):
     Suspended. Derived by the operator from the objects it owns."""
     message: str | None = None
     """Human-readable detail: why the resource failed, or the job's last report."""
+    error: str | None = None
+    """Class of the fatal error a job reported with its message (e.g. ConfigError,
+    InvalidSpec, TransientStorageError); written by the job, not the operator."""
     conditions: list[Condition] = Field(default_factory=list)
     """The resource's conditions (metav1.Condition), keyed by type."""
     observed_generation: int | None = None
