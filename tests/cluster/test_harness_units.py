@@ -128,3 +128,50 @@ def test_build_script_prints_the_cache_path(monkeypatch: pytest.MonkeyPatch) -> 
         ["bash", str(HERE / "build.sh"), "--print-bin"], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == str(Config().bin_dir)
+
+
+# `kubectl get sailvl -n demo` twice during `make cluster-demo` (as printed, 30 Nov).
+SAILVL_T0 = """\
+NAME                                PHASE       DONE   SHARDS   SAMPLES   AGE
+captionjob.sailvl.io/demo-caption   Succeeded   1      1        9         2m54s
+
+NAME                        PHASE     STEP                 DONE   TOTAL   AGE
+curriculum.sailvl.io/demo   Running   pretrain-alignment   1      11      2m57s
+
+NAME                                           PHASE     PRESET               STEP   LOSS      RESTARTS   AGE
+trainstage.sailvl.io/demo-pretrain-alignment   Running   pretrain-alignment   17     5.48168   0          119s
+"""
+SAILVL_T1 = """\
+NAME                                PHASE       DONE   SHARDS   SAMPLES   AGE
+captionjob.sailvl.io/demo-caption   Succeeded   1      1        9         3m15s
+
+NAME                        PHASE     STEP                 DONE   TOTAL   AGE
+curriculum.sailvl.io/demo   Running   pretrain-alignment   1      11      3m18s
+
+NAME                                           PHASE     PRESET               STEP   LOSS       RESTARTS   AGE
+trainstage.sailvl.io/demo-pretrain-alignment   Running   pretrain-alignment   25     5.407952   0          2m20s
+"""
+
+
+def test_cluster_demo_follower_prints_the_rows_that_changed() -> None:
+    """kubectl refuses `get sailvl -w` (a category of several kinds), so make cluster-demo
+    polls and prints changed rows: all at first, then only the TrainStage's new step
+    and loss under its header; a poll where only AGE moved prints nothing."""
+    from tests.cluster.controlplane.clusterdemo import Follower, table_rows
+
+    cells = [c for _, _, c in table_rows(SAILVL_T1)]
+    assert cells[2] == {
+        "NAME": "trainstage.sailvl.io/demo-pretrain-alignment", "PHASE": "Running",
+        "PRESET": "pretrain-alignment", "STEP": "25", "LOSS": "5.407952", "RESTARTS": "0",
+        "AGE": "2m20s",
+    }  # fmt: skip
+    f = Follower()
+    first = f.update(SAILVL_T0)
+    assert len(first) == 6 and first[0].startswith("NAME") and "demo-caption" in first[1]
+    second = f.update(SAILVL_T1)
+    assert [r.split()[0] for r in second] == [
+        "NAME",
+        "trainstage.sailvl.io/demo-pretrain-alignment",
+    ]
+    assert "5.407952" in second[1]
+    assert f.update(SAILVL_T1.replace("2m20s", "2m25s").replace("3m15s", "3m20s")) == []

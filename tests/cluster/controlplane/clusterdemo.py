@@ -10,9 +10,10 @@ share, and the demo itself (``python -m tests.cluster.controlplane.clusterdemo``
 - :func:`restricted_namespace` + :func:`storage_secret`: a namespace whose Pod Security
   level is ``restricted`` (enforced), and the Secret whose keys become the job pods'
   ``AWS_*`` variables;
-- :func:`write_assets`: the demo's synthetic data, benchmarks and randomly initialised
-  tiny model, written to S3 from this process (what ``sailvl.io/local-setup`` does for
-  ``make demo``);
+- :func:`write_assets`: synthetic data of the given sizes, the synthetic benchmarks and
+  the randomly initialised tiny model, written to S3 from this process (the e2e test's
+  small set; the demo writes what ``sailvl.io/local-setup`` writes for ``make demo``,
+  ``sailvl.local.assets.ensure_assets``, the understanding suite's sets included);
 - :func:`cluster_curriculum`: ``examples/demo/curriculum.yaml`` made a cluster resource:
   ``${RUN}`` is the S3 run folder, the storage Secret is named, no local-setup
   annotation, and each stage is 2 pods of one CPU process (DeepSpeed over gloo between
@@ -26,8 +27,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -191,13 +192,71 @@ def _seconds(start: str | None, end: str | None) -> int | None:
     return int((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds())
 
 
+# -- following the run -----------------------------------------------------------------
+
+
+def table_rows(text: str) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """The rows of `kubectl get sailvl` output: (header, row, cells by column name).
+    kubectl prints one table per kind, separated by a blank line, columns left-aligned
+    under headers that are separated by at least two spaces."""
+    for block in text.strip().split("\n\n"):
+        header, *rows = block.splitlines()
+        spans = [m.span() for m in re.finditer(r"\S+(?: \S+)*", header)]
+        names = [header[a:b] for a, b in spans]
+        starts = [a for a, _ in spans] + [None]
+        for row in rows:
+            cells = [row[a:b].strip() for a, b in zip(starts, starts[1:], strict=False)]
+            yield header, row, dict(zip(names, cells, strict=True))
+
+
+class Follower:
+    """`kubectl get sailvl -w` for the category: kubectl watches one resource type only
+    ("error: you may only specify a single resource type"), so :meth:`update` takes
+    each `kubectl get sailvl` output and returns the rows that changed since the last
+    one (AGE left out of the comparison, as it changes on every poll), each kind's
+    header before its rows whenever the kind differs from the row printed last."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, dict[str, str]] = {}
+        self.last_header = ""
+
+    def update(self, text: str) -> list[str]:
+        out = []
+        for header, row, cells in table_rows(text):
+            cells.pop("AGE", None)
+            if self.seen.get(cells["NAME"]) == cells:
+                continue
+            self.seen[cells["NAME"]] = cells
+            if header != self.last_header:
+                out.append(header)
+                self.last_header = header
+            out.append(row)
+        return out
+
+
+def follow(kubectl: Kubectl, namespace: str, name: str, timeout: float) -> dict[str, Any]:
+    """Print the changed rows of `kubectl get sailvl -n <namespace>` every few seconds
+    until Curriculum `name` is Succeeded or Failed; returns the Curriculum."""
+    follower, deadline = Follower(), time.monotonic() + timeout
+    while True:
+        table = kubectl("get", "sailvl", "-n", namespace, check=False).stdout
+        for line in follower.update(table) if table.strip() else []:
+            print(line, flush=True)
+        cur = kubectl.get("curriculum", name, namespace) or {}
+        if cur.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            return cur
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Curriculum {name} not finished after {timeout:.0f} s")
+        time.sleep(5)
+
+
 # -- make cluster-demo ------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     """Control plane + real node, the chart, S3 on the pod network, the demo Curriculum
-    followed with `kubectl get sailvl -w`, then the report; everything stopped at the end
-    (or on Ctrl-C)."""
+    followed like `kubectl get sailvl -w` (:func:`follow`), then the report; everything
+    stopped at the end (or on Ctrl-C, SIGTERM, SIGHUP)."""
     from .harness import Config, ControlPlane, stop_on_signals
     from .nodes import NodeSet
     from .realnode import RealNodeConfig
@@ -224,30 +283,18 @@ def main(argv: list[str] | None = None) -> int:
         run = f"s3://{bucket}/demo"
         pod = install_operator(cp.kubeconfig, k)
         print(f"operator pod {pod['metadata']['name']} (helm release {RELEASE})", flush=True)
-        from sailvl.local.assets import SIZES
+        from sailvl.local.assets import ensure_assets
 
-        write_assets(s3, run, SIZES["synthetic"])
+        # What `sailvl.io/local-setup: synthetic` does for `make demo`, the understanding
+        # suite's sets included (the demo's pretraining evals read them).
+        with environ(s3.env()):
+            ensure_assets(run, "synthetic")
         print(f"synthetic data, benchmarks and the tiny model written to {run}", flush=True)
         ns = "demo"
         restricted_namespace(k, ns)
         k.apply(storage_secret(ns, s3), cluster_curriculum("demo", ns, run))
-        watch = subprocess.Popen(
-            [k.binary, f"--kubeconfig={k.kubeconfig}", "get", "sailvl", "-n", ns, "-w"]
-        )
-        try:
-            wait_for(
-                lambda: (
-                    (k.get("curriculum", "demo", ns) or {}).get("status", {}).get("phase")
-                    in ("Succeeded", "Failed")
-                ),
-                timeout=args.timeout,
-                what="Curriculum demo to finish",
-                interval=5,
-            )
-        finally:
-            watch.terminate()
-            watch.wait(timeout=10)
-        cur = k.get("curriculum", "demo", ns) or {}
+        print(f"following: kubectl get sailvl -n {ns} (rows that changed)", flush=True)
+        cur = follow(k, ns, "demo", args.timeout)
         if args.out.exists():
             shutil.rmtree(args.out)
         summary = report(k, ns, "demo", args.out)
