@@ -78,3 +78,26 @@ def test_the_session_server_is_the_one_expected(s3_server: S3Server) -> None:
     assert_server_is_expected(s3_server)
     if "SAILVL_TEST_S3" not in os.environ:
         assert s3_server.identity.startswith("SeaweedFS"), s3_server.identity
+
+
+def test_a_stopped_server_leaves_nothing_in_tmp() -> None:
+    """weed writes its glog files and one Unix socket per component into /tmp
+    (`seaweedfs-s3-grpc-<port>.sock`, ...): hundreds had piled up on the shared machine.
+    The fixture sends the logs to the server's own folder and removes its sockets."""
+    import glob
+    import re
+
+    from tests.fixtures.s3server import start_s3_server
+
+    server = start_s3_server("weed")
+    ports = {int(p) for p in re.findall(r"\.port=(\d+)", " ".join(server.proc.args))}
+    ports |= {p + 10000 for p in ports}  # the gRPC ports
+
+    def leftovers() -> list[str]:
+        socks = [s for s in glob.glob("/tmp/seaweedfs-*.sock")
+                 if int(re.findall(r"\d+", s)[-1]) in ports]  # fmt: skip
+        return socks + glob.glob(f"/tmp/weed.*.{server.proc.pid}")
+
+    assert [s for s in leftovers() if s.endswith(".sock")], "weed made no socket in /tmp"
+    server.stop()
+    assert leftovers() == []
