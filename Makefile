@@ -66,8 +66,9 @@ cluster: venv tools
 	$(BIN)/python -m tests.cluster.controlplane.harness $(if $(REAL_NODE),--real-node)
 
 # `make cluster-demo` (root): the demo Curriculum through real pods: control plane + real
-# node, the chart installed by Helm, S3 on the pod network, `kubectl get sailvl -w`, then
-# the same report as `make demo` (runs/cluster-demo/report/summary.md); stops everything.
+# node, the chart installed by Helm, S3 on the pod network, the rows of `kubectl get sailvl`
+# that change as it runs (kubectl cannot -w a category), then the same report as `make
+# demo` (runs/cluster-demo/report/summary.md); stops everything. About 21 min on 2 cores.
 cluster-demo: venv tools
 	$(BIN)/python -m tests.cluster.controlplane.clusterdemo
 
