@@ -17,6 +17,10 @@ module writes candidate collections whose order of quality is fixed before any t
   their image. A method that cannot tell it from ``clean`` is not measuring quality;
 - ``text-only``: unrelated rows without an image (arithmetic and word games);
 - ``duplicate``: a byte-identical copy of the base collection (same seed, same ids);
+- ``base-shapes``: clean rows that ask only "Which shape is shown?", the base of the
+  incremental test: a collection without the colour skill, which a candidate then
+  brings, right (``clean``) or mostly wrong (``noisy-70``). A model trained on it alone
+  forgets how to answer the colour question (it answers with a shape);
 - ``warmup``: clean rows of their own seed, to train the trials' starting checkpoint
   (the stand-in for the paper's pretrained model): the tiny model learns the prompts,
   how to spell the eight answers (its tokenizer is byte-level) and, partly, to read
@@ -25,7 +29,12 @@ module writes candidate collections whose order of quality is fixed before any t
 
 The selection benchmark ``gt-shapes`` is drawn from the same family (same renderer,
 questions and answer sets; another seed) in VLMEvalKit's TSV format and is scored with
-ANLS, so a model can only score by having learnt what the clean rows teach. Training
+ANLS, so a model can only score by having learnt what the clean rows teach.
+``gt-colours`` is its colour questions alone (the same scenes and answers): the skill
+the tiny model learns reliably in a few dozen steps. Whether a 32-step run answers the
+shape question well varies by up to half its shape rows between runs on equally clean
+data, so a test that asks "did this candidate bring the colour skill, right or
+wrong?" scores it on ``gt-colours`` (the incremental test). Training
 rows use the prompt the evaluator builds for it (:func:`sailvl.eval.prompts.build_prompt`),
 as the demo's SFT rows do.
 
@@ -45,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 BENCHMARK = "gt-shapes"
+COLOUR_BENCHMARK = "gt-colours"
 SCORER = "anls"
 QUESTIONS = {"colour": "What colour is the shape?", "shape": "Which shape is shown?"}
 IMAGE_SIZE = 64  # one 64 px tile of the tiny model
@@ -78,17 +88,27 @@ def _prompt(question: str) -> str:
     return build_prompt(BENCHMARK, SCORER, {"question": question})
 
 
-def task_rows(n: int, seed: int, corrupt: float = 0.0, *, name: str = "clean") -> list[dict]:
-    """``n`` dataset rows of the task family, each answer corrupted with probability
-    ``corrupt`` (see the module docstring)."""
+def task_rows(
+    n: int,
+    seed: int,
+    corrupt: float = 0.0,
+    *,
+    name: str = "clean",
+    kinds: tuple[str, ...] = tuple(QUESTIONS),
+) -> list[dict]:
+    """``n`` dataset rows of the task family asking the questions ``kinds`` (both by
+    default, in a random order), each answer corrupted with probability ``corrupt``
+    (see the module docstring)."""
     if not 0.0 <= corrupt <= 1.0:
         raise ValueError(f"corrupt: must be in [0, 1], got {corrupt}")
+    if not kinds or set(kinds) - set(QUESTIONS):
+        raise ValueError(f"kinds: must be a non-empty subset of {sorted(QUESTIONS)}")
     rows = []
     for i in range(n):
         rng = random.Random(f"task:{seed}:{i}")
         image, truth = scene(rng)
         turns: list[dict[str, str]] = []
-        for k, kind in enumerate(rng.sample(sorted(QUESTIONS), 2)):
+        for k, kind in enumerate(rng.sample(sorted(kinds), len(kinds))):
             answer = truth[kind]
             if rng.random() < corrupt:
                 answer = wrong_answer(kind, answer)
@@ -152,6 +172,18 @@ def _row(id_: str, images: list[bytes], turns: list[dict[str, str]], source: str
     }
 
 
+def colour_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The colour questions of :func:`benchmark_rows`, renumbered (``gt-colours``).
+    Each is its scene's first row, so it holds the image itself, not a reference."""
+    out = []
+    for row in rows:
+        if row["category"] == "colour":
+            if len(str(row["image"])) <= 64:
+                raise ValueError(f"row {row['index']}: a colour row refers to another's image")
+            out.append({**row, "index": len(out)})
+    return out
+
+
 def benchmark_rows(n: int, seed: int) -> list[dict[str, Any]]:
     """``n`` VLMEvalKit rows of ``gt-shapes``: each scene asked both questions (the
     second row refers to the first's image, VLMEvalKit's image-reference convention)."""
@@ -178,7 +210,8 @@ class Sizes:
     """How many rows each collection of :func:`write_groundtruth` gets."""
 
     base: int = 192
-    """The base collection (incremental's starting point, composition's clean group)."""
+    """The base collection (composition's clean group) and ``base-shapes``
+    (incremental's starting point)."""
     candidate: int = 512
     """Each candidate (clean, noisy-30, noisy-70, shuffled, text-only)."""
     anneal: int = 256
@@ -196,7 +229,7 @@ class Sizes:
 
 SEEDS = {
     "base": 11, "clean": 21, "noisy-30": 31, "noisy-70": 41, "text-only": 51, "anneal": 61,
-    "warmup": 81,
+    "warmup": 81, "base-shapes": 91,
 }  # fmt: skip
 BENCH_SEED = 71
 
@@ -207,6 +240,10 @@ def collections(sizes: Sizes, seed: int = 0) -> Iterator[tuple[str, list[dict]]]
     base = task_rows(sizes.base, s["base"], name="base")
     yield "base", base
     yield "duplicate", base
+    yield (
+        "base-shapes",
+        task_rows(sizes.base, s["base-shapes"], name="base-shapes", kinds=("shape",)),
+    )
     for name, p in CORRUPTIONS.items():
         yield name, task_rows(sizes.candidate, s[name], p, name=name)
     clean = task_rows(sizes.candidate, s["clean"], name="shuffled")
@@ -217,8 +254,9 @@ def collections(sizes: Sizes, seed: int = 0) -> Iterator[tuple[str, list[dict]]]
 
 
 def write_groundtruth(root: str, sizes: Sizes | None = None, seed: int = 0) -> dict[str, str]:
-    """Write every collection as a dataset under ``<root>/data/<name>`` and the benchmark
-    as ``<root>/bench/gt-shapes.tsv``; return name -> URI."""
+    """Write every collection as a dataset under ``<root>/data/<name>`` and the
+    benchmarks as ``<root>/bench/gt-shapes.tsv`` and ``gt-colours.tsv``; return
+    name -> URI."""
     from sailvl.data.dataset import DatasetWriter
     from sailvl.eval.synthetic import COLUMNS
     from sailvl.eval.tsv import write_tsv
@@ -235,9 +273,11 @@ def write_groundtruth(root: str, sizes: Sizes | None = None, seed: int = 0) -> d
             writer.write(row)
         writer.close()
         out[name] = uri
-    tsv = write_tsv(benchmark_rows(sizes.bench, BENCH_SEED + 1000 * seed), COLUMNS)
-    open_store(f"{root}/bench").write_bytes(f"{BENCHMARK}.tsv", tsv)
-    out[BENCHMARK] = f"{root}/bench/{BENCHMARK}.tsv"
+    rows = benchmark_rows(sizes.bench, BENCH_SEED + 1000 * seed)
+    bench = open_store(f"{root}/bench")
+    for name, table in ((BENCHMARK, rows), (COLOUR_BENCHMARK, colour_rows(rows))):
+        bench.write_bytes(f"{name}.tsv", write_tsv(table, COLUMNS))
+        out[name] = f"{root}/bench/{name}.tsv"
     return out
 
 

@@ -74,6 +74,16 @@ def _save(run_dir: Path, result: ExperimentResult) -> None:
     os.replace(tmp, run_dir / STATUS_FILE)
 
 
+def trial_threads(parallelism: int, cores: int | None = None) -> int:
+    """Intra-op threads per trial process: the cores shared by the ``parallelism``
+    trials that run side by side (at least 1). torch's default is one thread per core
+    in every process, so two CPU trials on two cores ran four busy threads; on a shared
+    machine each oversubscribed step took several times longer. It is the children's
+    default only: an OMP_NUM_THREADS set for ``sailvl run`` wins."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores // max(1, parallelism))
+
+
 def run_experiment(
     spec: ExperimentSpec,
     run_dir: Path,
@@ -96,9 +106,14 @@ def run_experiment(
     run_dir.mkdir(parents=True, exist_ok=True)
     say = say or (lambda _msg: None)
     every = {t.name: t for t in trials(spec)}
+    env = {"OMP_NUM_THREADS": str(trial_threads(spec.parallelism))}
     executors = {
         t: LocalExecutor(
-            f"{name}-{t}", trial_curriculum(spec, trial, {}), run_dir / "trials" / t, lock=lock
+            f"{name}-{t}",
+            trial_curriculum(spec, trial, {}),
+            run_dir / "trials" / t,
+            lock=lock,
+            env=env,
         )
         for t, trial in every.items()
     }

@@ -128,11 +128,16 @@ def _row(id_: str, image_b64: str, prompt: str, answer: str, source: str) -> dic
 WARM_START = {"steps": 160, "lr": 3e-3, "global_batch": 8}
 
 
-def train_warm_start(root: str) -> str:
+def train_warm_start(root: str, export_every_tokens: int | None = None) -> str:
     """Train ``<root>/models/warm-start/final`` from ``models/tiny-init`` on
     ``data/warmup`` as a one-stage Curriculum run by the local executor (so exactly as
     any stage: ``sailvl train`` in a subprocess, DeepSpeed, one CPU process); resumes
-    or skips like any stage. Return the checkpoint's URI."""
+    or skips like any stage. Return the checkpoint's URI.
+
+    ``export_every_tokens`` also keeps a loadable model every that many tokens
+    (``models/warm-start/export/tokens-<mark>/``, :mod:`sailvl.train.exports`): the
+    ground-truth checkpointScaling test anneals those instead of training a run of
+    its own (the exports do not change the training: same steps, same weights)."""
     import tempfile
     from pathlib import Path
 
@@ -141,6 +146,9 @@ def train_warm_start(root: str) -> str:
     from .executor import LocalExecutor
 
     root = root.rstrip("/")
+    export: dict[str, Any] = {}
+    if export_every_tokens is not None:
+        export = {"overrides": {"checkpoint": {"exportEveryTokens": export_every_tokens}}}
     spec = CurriculumSpec.model_validate(
         {
             "storage": {"uri": f"{root}/models"},
@@ -158,12 +166,17 @@ def train_warm_start(root: str) -> str:
                     "budget": {"steps": WARM_START["steps"]},
                     "globalBatch": WARM_START["global_batch"],
                     "optimizer": {"lr": WARM_START["lr"], "warmupRatio": 0.1},
+                    **export,
                 }
             ],
         }
     )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="sailvl-warm-start-") as work:
-        rc = LocalExecutor("warm-start", spec, Path(work)).run()
+        # One intra-op thread unless the caller set OMP_NUM_THREADS: the tiny model's
+        # ops are too small to gain from more, and the ground-truth figures were
+        # calibrated with one (tests/e2e/test_experiment_groundtruth.py pins it too).
+        env = {"OMP_NUM_THREADS": "1"}
+        rc = LocalExecutor("warm-start", spec, Path(work), env=env).run()
         if rc != 0:
             log = Path(work) / "local" / "warm-start" / "log.txt"
             tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""

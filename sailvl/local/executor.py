@@ -70,8 +70,12 @@ class LocalExecutor:
         workdir: Path,
         display: Any = None,
         lock: RunLock | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.name, self.spec, self.workdir = name, spec, workdir
+        # Defaults for the children's environment; a variable set in this process wins
+        # (e.g. OMP_NUM_THREADS from an Experiment running trials side by side).
+        self.env_defaults = dict(env or {})
         self.state = RunState(workdir / "state.json")
         self.display = display
         self.lock = lock
@@ -169,7 +173,7 @@ class LocalExecutor:
     def _env(
         self, step: Step, spec: dict[str, Any], status_file: Path, attempt: int = 0
     ) -> dict[str, str]:
-        env = dict(os.environ)
+        env = {**self.env_defaults, **os.environ}
         env.update(
             {
                 "SAILVL_STATUS_SINK": f"file:{status_file}",

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from sailvl.api import parse_resource
-from sailvl.experiment.local import load_result, run_experiment
+from sailvl.experiment.local import load_result, run_experiment, trial_threads
 from sailvl.experiment.report import write_report
 from sailvl.local.executor import LocalExecutor
 
@@ -97,6 +97,31 @@ def test_trials_run_under_the_parallelism_limit_and_decide(
     summary = write_report(tmp_path).read_text()
     assert "| clean-n64 | candidate clean, samples 64 | Succeeded |" in summary
     assert (tmp_path / "report" / "quick_quality.png").stat().st_size > 0
+
+
+def test_trials_share_the_cores_unless_the_user_set_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each trial child gets OMP_NUM_THREADS = cores // parallelism (torch would start
+    one thread per core in each of the parallel trials); a value the user set wins."""
+    assert [trial_threads(p, cores=2) for p in (1, 2, 3)] == [2, 1, 1]
+    assert trial_threads(2, cores=16) == 8
+    seen: dict[str, str | None] = {}
+
+    def child(ex: LocalExecutor, step: Any, folder: Path, status_file: Path, spec: Any,
+              rec: Any, attempt: int = 0) -> tuple[int, float]:  # fmt: skip
+        seen[f"{ex.name}/{step.name}"] = ex._env(step, {}, status_file).get("OMP_NUM_THREADS")
+        return FakeJobs()(ex, step, folder, status_file, spec, rec, attempt)
+
+    monkeypatch.setattr(LocalExecutor, "_run_child", child)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    run_experiment(_spec(parallelism=2), tmp_path / "a", "exp")
+    assert seen and set(seen.values()) == {"1"}
+    seen.clear()
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    run_experiment(_spec(parallelism=2), tmp_path / "b", "exp")
+    assert seen and set(seen.values()) == {"3"}
 
 
 def test_a_rerun_resumes_and_runs_nothing_twice(

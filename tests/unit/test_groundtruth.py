@@ -62,6 +62,21 @@ def test_corrupted_share_is_as_stated_and_consistent(corrupt: float) -> None:
     assert abs(wrong / total - corrupt) < 0.06, wrong / total
 
 
+def test_base_shapes_asks_only_the_shape_question() -> None:
+    rows = gt.task_rows(20, seed=3, name="base-shapes", kinds=("shape",))
+    for row in rows:
+        assert len(row["conversations"]) == 2 and row["conversations"][0]["content"].startswith(
+            "<image>\n"
+        )
+        assert set(answers(row)) == {"shape"}
+    # The default asks both questions and draws exactly what it drew before ``kinds``
+    # existed (the calibrated collections must not move).
+    both = gt.task_rows(20, seed=3, kinds=("shape", "colour"))
+    assert both == gt.task_rows(20, seed=3)
+    with pytest.raises(ValueError, match="kinds"):
+        gt.task_rows(2, seed=0, kinds=("size",))
+
+
 def test_wrong_answer_is_a_derangement() -> None:
     for kind, options in gt.answer_sets().items():
         mapped = [gt.wrong_answer(kind, a) for a in options]
@@ -104,19 +119,33 @@ def test_benchmark_is_the_same_family_with_image_references() -> None:
             assert r["image"] == str(r["index"] - 1)  # the scene of the row before
 
 
+def test_colour_benchmark_is_the_colour_half_with_its_images() -> None:
+    rows = gt.benchmark_rows(10, seed=3)
+    colours = gt.colour_rows(rows)
+    assert [r["index"] for r in colours] == list(range(5))
+    assert [(r["image"], r["answer"]) for r in colours] == [
+        (r["image"], r["answer"]) for r in rows if r["category"] == "colour"
+    ]
+    for r in colours:
+        assert r["answer"] == pixel_colour(base64.b64decode(r["image"]))
+
+
 def test_write_groundtruth_writes_every_collection(tmp_path: Path) -> None:
     from sailvl.data.dataset import Dataset
     from sailvl.eval.tsv import load_benchmark
 
     sizes = gt.Sizes(base=6, candidate=8, anneal=4, warmup=5, bench=6)
     uris = gt.write_groundtruth(f"file://{tmp_path}", sizes)
-    counts = {n: Dataset.open(u).manifest.num_samples for n, u in uris.items() if n != gt.BENCHMARK}
+    benches = (gt.BENCHMARK, gt.COLOUR_BENCHMARK)
+    counts = {n: Dataset.open(u).manifest.num_samples for n, u in uris.items() if n not in benches}
     assert counts == {
         "base": 6, "duplicate": 6, "clean": 8, "noisy-30": 8, "noisy-70": 8, "shuffled": 8,
-        "text-only": 8, "anneal": 4, "warmup": 5,
+        "text-only": 8, "anneal": 4, "warmup": 5, "base-shapes": 6,
     }  # fmt: skip
     bench = load_benchmark(uris[gt.BENCHMARK])
     assert len(bench.records) == 6 and not bench.errors
+    colours = load_benchmark(uris[gt.COLOUR_BENCHMARK])
+    assert len(colours.records) == 3 and not colours.errors
     base = sorted((tmp_path / "data" / "base").glob("*.parquet"))
     dup = sorted((tmp_path / "data" / "duplicate").glob("*.parquet"))
     assert [p.read_bytes() for p in base] == [p.read_bytes() for p in dup]
