@@ -36,7 +36,7 @@ from sailvl.api.benchmarks import aggregate
 from sailvl.api.compose import final_checkpoint
 from sailvl.runtime.metrics import Metrics, family
 
-from . import admission, k8s
+from . import admission, k8s, watchstate
 from . import builders as b
 from . import datajob as dj
 from . import diagnose as d
@@ -122,14 +122,19 @@ def ensure_job_rbac(namespace: str) -> None:
     _RBAC_DONE.add(namespace)
 
 
-def owned_jobs(kind: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The Jobs this resource owns (labels select, the owner uid confirms)."""
+def owned_jobs(kind: str, body: dict[str, Any], *, use_index: bool = False) -> list[dict[str, Any]]:
+    """The Jobs this resource owns (labels select, the owner uid confirms); from the
+    operator's Job index (:mod:`.watchstate`) when ``use_index`` and a handler bound it."""
     meta = body["metadata"]
-    sel = f"{c.LABEL_KIND}={kind},{c.LABEL_NAME}={meta['name']}"
+    jobs = watchstate.indexed_jobs(meta["namespace"], [meta["name"]]) if use_index else None
+    if jobs is None:
+        sel = f"{c.LABEL_KIND}={kind},{c.LABEL_NAME}={meta['name']}"
+        jobs = k8s.list_jobs(meta["namespace"], sel)
     return [
         j
-        for j in k8s.list_jobs(meta["namespace"], sel)
-        if any(o.get("uid") == meta.get("uid") for o in j["metadata"].get("ownerReferences") or [])
+        for j in jobs
+        if (j["metadata"].get("labels") or {}).get(c.LABEL_KIND) == kind
+        and any(o.get("uid") == meta.get("uid") for o in j["metadata"].get("ownerReferences") or [])
     ]
 
 
@@ -229,13 +234,20 @@ def _observe(kind: str, body: dict[str, Any]) -> str | None:
         spec = parse_spec(kind, dict(body.get("spec") or {}))
     except SpecError:
         return None  # reconcile wrote InvalidSpec
-    jobs = owned_jobs(kind, body)
+    # The Jobs come from the index: every event of a Job runs this again once kopf has
+    # indexed it, and the index only moves forward, so a status written from it never
+    # goes back. A group restart (it creates a Job) is decided on a fresh list: the index
+    # may not hold the restart this process created a moment ago.
+    jobs = owned_jobs(kind, body, use_index=True)
+    decision = _decision(kind, spec, s.newest(jobs))
+    if decision is not None and decision.action == "restart":
+        jobs = owned_jobs(kind, body)
+        decision = _decision(kind, spec, s.newest(jobs))
     job = s.newest(jobs)
-    if job is None:
+    if job is None or decision is None:
         return None  # reconcile creates it
     attempt = s.attempt_of(job)
     outcome = s.job_outcome(job)
-    decision = s.decision_for(kind, job, getattr(spec, "max_restarts", 0))
     phase, reason, message = decision.phase, decision.reason, decision.message
     workload = admission.workload_of(job) if kind == "TrainStage" else None
     phase, reason, message = q.queued_phase(
@@ -304,6 +316,12 @@ def _observe(kind: str, body: dict[str, Any]) -> str | None:
             bad = phase == c.FAILED or bool(stuck)
             (kopf.warn if bad else kopf.info)(body, reason=reason, message=message or phase)
     return phase
+
+
+def _decision(kind: str, spec: Any, job: dict[str, Any] | None) -> s.TrainDecision | None:
+    if job is None:
+        return None
+    return s.decision_for(kind, job, getattr(spec, "max_restarts", 0))
 
 
 def _restarting(

@@ -3,13 +3,19 @@
 The decision is :func:`sailvl.api.flow.decide` (pure, shared with the local executor);
 this module only reads the children, creates the next one and writes the status. It is
 safe to run concurrently and repeatedly: child names are deterministic, a 409 means the
-child is already there, and the status is written only when it changed (an idle
-curriculum costs reads, never writes).
+child is already there, and the status is written only when it changed.
+
+The hand-over (a child's Job done -> the next child created) is one request, two where
+the next step takes the finished job's report: the decision is made on kopf's indices
+(:mod:`.watchstate`) and the child created at once (:func:`_handover`); the status write
+that follows is decided on fresh reads. An advance the indices find nothing to do for
+costs no request at all (:func:`_idle`). ``tests/bench/bench_operator.py`` measures it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Collection
 from typing import Any, TypeVar
 
@@ -17,7 +23,7 @@ import kopf
 
 from sailvl.api import SpecError, parse_resource, parse_spec
 from sailvl.api import constants as c
-from sailvl.api.compose import child_name, steps
+from sailvl.api.compose import Step, child_name, steps
 from sailvl.api.curriculum import CurriculumSpec
 from sailvl.api.flow import ChildState, child_spec, decide, step_rows
 from sailvl.runtime.metrics import Metrics, family
@@ -26,12 +32,12 @@ from . import builders as b
 from . import k8s, watchstate
 from . import status as s
 from .children import ChildRejected, create_child, invalid, rejected, write_status
+from .runs import KeyedRuns
 
 METRICS = Metrics(family("sailvl_curriculum_"))
 CHILD_KINDS = ("CaptionJob", "TrainStage", "EvalSuite")
-_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
-_WAITING: dict[tuple[str, str], set[str]] = {}  # an advance waiting for the lock
+RUNS = KeyedRuns()  # advances by (namespace, name)
 K = TypeVar("K")
 
 
@@ -75,12 +81,14 @@ def child_states(
     Scores and tokens are what the jobs report: that is their job.
 
     Jobs come from the watch index (:mod:`.watchstate`) when bound, and so may the
-    objects (``indexed``). Either index can lag the API server: the child's observe has
-    read the Job's end and written the child's status (scores included) before the
-    index holds either. A child whose status and derived phase disagree on being
-    finished, and the children named in ``fresh``, are read again with their Jobs, so a
-    hand-over is neither missed nor judged on older scores. (A forged terminal status
-    costs that re-read, nothing more: the phase still comes from the Jobs.)"""
+    objects (``indexed``). Either index can lag the API server: the job has reported its
+    scores and tokens, or the child's observe has written its status, before the index
+    holds them. The children named in ``fresh`` are read again, so a hand-over is not
+    judged on older scores or tokens (the caller names the children whose Job event woke
+    it and whose reports the next step takes; kopf indexed that Job before running the
+    handler); a child whose status says finished while its indexed Jobs do not is read
+    again with its Jobs, so a hand-over is not missed. (A forged terminal status costs
+    that re-read, nothing more: the phase still comes from the Jobs.)"""
     names = sorted(o["metadata"]["name"] for _, _, o in objs)
     jobs = (watchstate.indexed_jobs(ns, names) if use_index else None) if objs else []
     from_index = jobs is not None
@@ -89,12 +97,14 @@ def child_states(
     out: dict[K, ChildState] = {}
     for kind, key, obj in objs:
         phase, start, end = derived_phase(kind, obj, jobs)
-        said = (obj.get("status") or {}).get("phase")
-        disagree = (said in c.TERMINAL_PHASES) != (phase in c.TERMINAL_PHASES)
         child = obj["metadata"]["name"]
-        if from_index and (disagree or child in fresh):
-            if indexed:
-                obj = k8s.get(c.API_VERSION, kind, ns, child) or obj
+        if from_index and indexed and child in fresh:
+            obj = k8s.get(c.API_VERSION, kind, ns, child) or obj
+            phase, start, end = derived_phase(kind, obj, jobs)
+        said = (obj.get("status") or {}).get("phase")
+        if from_index and said in c.TERMINAL_PHASES and phase not in c.TERMINAL_PHASES:
+            # The child's status is ahead of the Job index: read its Jobs. (The other way
+            # round is the child's own status lagging behind its Jobs, the truth.)
             own = k8s.list_jobs(ns, f"{c.LABEL_NAME}={child}")
             phase, start, end = derived_phase(kind, obj, own)
         st = obj.get("status") or {}
@@ -121,9 +131,10 @@ def derived_phase(
         and any(o.get("uid") == meta.get("uid") for o in j["metadata"].get("ownerReferences") or [])
     ]
     job = s.newest(owned)
+    created = meta.get("creationTimestamp")  # a step's start until its Job has started
     if job is None:
         failed = (obj.get("status") or {}).get("phase") == c.FAILED
-        return (c.FAILED if failed else c.PENDING), None, None
+        return (c.FAILED if failed else c.PENDING), created, None
     try:
         max_restarts = int(
             getattr(parse_spec(kind, dict(obj.get("spec") or {})), "max_restarts", 0)
@@ -134,34 +145,30 @@ def derived_phase(
     outcome = s.job_outcome(job)
     starts = [j["status"]["startTime"] for j in owned if (j.get("status") or {}).get("startTime")]
     end = outcome.completion_time if decision.phase in c.TERMINAL_PHASES else None
-    return decision.phase, (min(starts) if starts else None), end
+    return decision.phase, (min(starts) if starts else created), end
 
 
 def advance(ns: str, name: str, fresh: str | None = None) -> None:
-    """One advance per Curriculum at a time in this process: a finishing child fires both
-    its Job's event and its own status event, and two concurrent runs would both create
-    the next child (one 409) and both post the StepStarted event.
-
-    Triggers coalesce: while one advance waits for the lock, a later trigger joins it
-    (adding its ``fresh`` child) and returns, since the waiting run starts after the
-    trigger's event and reads everything then; a hand-over's half-dozen events cost one
-    or two runs instead of a queue of handler threads, each blocked on the lock."""
-    key = (ns, name)
-    with _LOCKS_GUARD:
-        waiting = _WAITING.get(key)
-        if waiting is not None:
-            waiting.update([fresh] if fresh else [])
-            return
-        mine = _WAITING[key] = {fresh} if fresh else set()
-        lock = _LOCKS.setdefault(key, threading.Lock())
-    with lock:
-        with _LOCKS_GUARD:
-            _WAITING.pop(key, None)  # from here on a trigger waits for a run of its own
-            names = frozenset(mine)
-        _advance(ns, name, names)
+    """One advance per Curriculum at a time in this process, and no trigger ever waits
+    for one (:class:`.runs.KeyedRuns`): a finishing child fires its Job's events and its
+    own status events, and two concurrent runs would both create the next child (one
+    409) and both post the StepStarted event. Handler threads used to wait on a lock
+    here: in the 50-Curricula bench a hand-over's dozen events held most of the pool's
+    32 threads waiting, and a new child's create handler (queued behind its own ADDED
+    event's advance) ran 30 s after the child appeared."""
+    RUNS.run((ns, name), lambda names: _advance(ns, name, names), fresh)
 
 
 def _advance(ns: str, name: str, fresh: Collection[str] = ()) -> None:
+    """Decide and act: a hand-over's create on the indices (see :func:`_handover`), the
+    status write on fresh reads."""
+    indexed = watchstate.bound()
+    body = watchstate.indexed_curriculum(ns, name) if indexed else None
+    created, view = _handover(ns, name, body, fresh) if body is not None else (None, None)
+    if created is False:
+        return  # the create was refused: the refusal is in the status
+    if body is not None and view is not None and _idle(ns, name, body, view):
+        return
     body = k8s.get(c.API_VERSION, "Curriculum", ns, name)
     if body is None or (body.get("status") or {}).get("phase") in c.TERMINAL_PHASES:
         return
@@ -172,32 +179,159 @@ def _advance(ns: str, name: str, fresh: Collection[str] = ()) -> None:
         return
     assert isinstance(parsed, CurriculumSpec)
     cur: CurriculumSpec = parsed
-    children = children_of(ns, name, fresh)
-    decision = decide(cur, children)
-    if watchstate.bound() and (
-        decision.action in ("create", "fail", "succeed")
-        or _new_status(body, cur, children, decision) != {}
+    if created:  # the status changes with it: no indexed view needed
+        children, decision = {}, None
+    else:
+        if view is None:
+            view = children_of(ns, name, _feeding(cur, name, fresh))
+        children = {**_created_since(ns, name, view), **view} if indexed else view
+        decision = decide(cur, children)
+    if decision is None or (
+        indexed
+        and (
+            decision.action in ("create", "fail", "succeed")
+            or _new_status(body, cur, children, decision) != {}
+        )
     ):
-        # The indices answer "nothing to do" cheaply; whatever is created or written is
-        # decided on fresh reads. Under load kopf's watches lag by seconds, and a stale
-        # index would write an older row (a step back to Running) or re-create a child.
+        # The indices answer "nothing to do" cheaply; whatever is written is decided on
+        # fresh reads. Under load kopf's watches lag by seconds, and a stale index would
+        # write an older row (a step back to Running) or end the Curriculum early.
         children = children_of(ns, name, fresh, use_index=False)
         decision = decide(cur, children)
-    if decision.action == "create" and decision.step is not None:
-        step = decision.step
-        spec = child_spec(cur, step, children).model_dump(
-            by_alias=True, exclude_none=True, mode="json"
-        )
-        try:
-            labels = {c.LABEL_CURRICULUM: name, c.LABEL_STEP: step.name}
-            create_child(
-                b.owned_child(step.kind, child_name(name, step.name), ns, spec, body, labels)
-            )
-        except ChildRejected as err:  # e.g. a CEL rule of the child's CRD
-            rejected(body, "Curriculum", err)
-            return
-        children[step.name] = ChildState(phase=c.PENDING, start_time=s.now())
+    step = decision.step
+    if (
+        decision.action == "create"
+        and step is not None
+        and step.name != created
+        and not _create_step(ns, name, body, cur, children, step)
+    ):
+        return
     write(body, cur, children, decision)
+
+
+def _idle(ns: str, name: str, body: dict[str, Any], view: dict[str, ChildState]) -> bool:
+    """Whether the indices say there is nothing to do: nothing to create or end, and the
+    indexed Curriculum's status is what a write would write (most advances; no read).
+    An index behind this process's own status write can only make this False (a read
+    follows), never hide a write: the status only moves forward with the children."""
+    _, _, cur = parse_resource(body)
+    assert isinstance(cur, CurriculumSpec)
+    children = {**_created_since(ns, name, view), **view}
+    decision = decide(cur, children)
+    if decision.action in ("create", "fail", "succeed"):
+        return False
+    return _new_status(body, cur, children, decision) == {}
+
+
+def _handover(
+    ns: str, name: str, body: dict[str, Any], fresh: Collection[str]
+) -> tuple[str | bool | None, dict[str, ChildState] | None]:
+    """The hand-over: create the next child on the indexed view (the Curriculum from its
+    index too), before anything else is read. What it rests on is final or fresh: a
+    Job's Complete never goes back (and kopf indexed the Job that woke this run before
+    running the handler), the finished child's reported tokens or scores are read again
+    when the next step takes them (:func:`handover_reads_fresh`), and a child the index
+    does not hold yet answers 409 (deterministic names). Returns the step created (None
+    when there is none to create here, False when the API server refused it) and the
+    indexed view of the children it read (None once it created one: the status is then
+    decided on fresh reads)."""
+    if (body.get("status") or {}).get("phase") in c.TERMINAL_PHASES:
+        return None, None
+    try:
+        _, _, cur = parse_resource(body)
+    except SpecError:
+        return None, None  # the fresh read writes InvalidSpec
+    assert isinstance(cur, CurriculumSpec)
+    view = children_of(ns, name, _feeding(cur, name, fresh))
+    children = {**_created_since(ns, name, view), **view}
+    decision = decide(cur, children)
+    step = decision.step
+    if (
+        decision.action != "create"
+        or step is None
+        or not handover_reads_fresh(cur, name, step, fresh)
+    ):
+        return None, view
+    return (step.name if _create_step(ns, name, body, cur, children, step) else False), None
+
+
+def _feeds(cur: CurriculumSpec, step: Step) -> bool:
+    """Whether the step after ``step`` takes what ``step``'s job reported: a stage's
+    eval takes the stage's tokens, and a gate the eval's scores."""
+    gated = (
+        step.kind == "EvalSuite"
+        and step.stage_index is not None
+        and step.name != "final-eval"
+        and cur.stages[step.stage_index].gate is not None
+    )
+    return step.kind == "TrainStage" or gated
+
+
+def _feeding(cur: CurriculumSpec, name: str, fresh: Collection[str]) -> set[str]:
+    """The children of ``fresh`` worth a read: those whose reports the next step takes."""
+    return {child_name(name, x.name) for x in steps(cur) if _feeds(cur, x)} & set(fresh)
+
+
+def handover_reads_fresh(
+    cur: CurriculumSpec, name: str, step: Step, fresh: Collection[str]
+) -> bool:
+    """Whether ``step``'s child may be created on the indexed view: the step before it
+    feeds it nothing the index may hold an older copy of (:func:`_feeds`), or was read
+    again (``fresh``). Job pods write those reports shortly before their Job ends."""
+    order = steps(cur)
+    at = next(i for i, x in enumerate(order) if x.name == step.name)
+    if at == 0:
+        return True
+    prev = order[at - 1]
+    return not _feeds(cur, prev) or child_name(name, prev.name) in fresh
+
+
+#: Children this process created, by (namespace, curriculum): each step's state and the
+#: monotonic time until which it stands in for the child while the index lacks it.
+_CREATED: dict[tuple[str, str], dict[str, tuple[ChildState, float]]] = {}
+CREATED_TTL = 30.0  # seconds; far beyond any watch lag, short enough to forget a deleted child
+
+
+def _create_step(
+    ns: str,
+    name: str,
+    body: dict[str, Any],
+    cur: CurriculumSpec,
+    children: dict[str, ChildState],
+    step: Step,
+) -> bool:
+    """Create ``step``'s child (409: it is there); False when the API server refused it."""
+    spec = child_spec(cur, step, children).model_dump(by_alias=True, exclude_none=True, mode="json")
+    labels = {c.LABEL_CURRICULUM: name, c.LABEL_STEP: step.name}
+    try:
+        obj = create_child(
+            b.owned_child(step.kind, child_name(name, step.name), ns, spec, body, labels)
+        )
+    except ChildRejected as err:  # e.g. a CEL rule of the child's CRD
+        rejected(body, "Curriculum", err)
+        return False
+    start = ((obj or {}).get("metadata") or {}).get("creationTimestamp") or s.now()
+    children[step.name] = state = ChildState(phase=c.PENDING, start_time=start)
+    with _LOCKS_GUARD:
+        _CREATED.setdefault((ns, name), {})[step.name] = (state, time.monotonic() + CREATED_TTL)
+    return True
+
+
+def _created_since(ns: str, name: str, indexed: dict[str, ChildState]) -> dict[str, ChildState]:
+    """The children this process created that the index does not hold yet (read your
+    own writes): without them, every trigger in the seconds of watch lag after a
+    hand-over would decide to create the same child again (a 409 and a read each).
+    Entries leave once the index holds the child or after :data:`CREATED_TTL`."""
+    now = time.monotonic()
+    with _LOCKS_GUARD:
+        mine = _CREATED.get((ns, name))
+        if not mine:
+            return {}
+        for step in [k for k, (_, until) in mine.items() if k in indexed or until < now]:
+            del mine[step]
+        if not mine:
+            del _CREATED[(ns, name)]
+        return {k: state for k, (state, _) in mine.items()}
 
 
 def write(

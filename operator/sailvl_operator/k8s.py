@@ -8,6 +8,7 @@ done; ``patch_status`` is a JSON merge patch of the status subresource.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 from typing import Any
@@ -21,6 +22,8 @@ from sailvl.api.kinds import KINDS
 log = logging.getLogger(__name__)
 #: Handler threads (kopf's ``settings.execution.max_workers``) and HTTP connections.
 WORKERS = int(os.environ.get("SAILVL_OPERATOR_WORKERS", "32"))
+#: Threads of the children's background observes (main.OBSERVER), connections too.
+BACKGROUND_WORKERS = max(4, WORKERS // 2)
 
 
 @functools.cache
@@ -31,8 +34,16 @@ def _api() -> client.ApiClient:
         # The client library reads KUBECONFIG when it is imported; read it now instead.
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
     cfg = client.Configuration.get_default_copy()
-    cfg.connection_pool_maxsize = WORKERS  # one connection per handler thread
+    cfg.connection_pool_maxsize = WORKERS + BACKGROUND_WORKERS  # one per thread
     return client.ApiClient(cfg)
+
+
+def _raw(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """The JSON body of a read, without the client's model objects: for a list of Jobs
+    or pods, building the models and turning them back into dicts cost several times
+    the request itself in the operator's CPU (kopf's event loop shares that CPU, so the
+    watches lagged). Times stay as the server wrote them (RFC 3339, ``...Z``)."""
+    return json.loads(call(*args, _preload_content=False, **kwargs).data)
 
 
 def reset() -> None:
@@ -92,9 +103,7 @@ def get(api_version: str, kind: str, ns: str, name: str) -> dict[str, Any] | Non
     api = _api()
     try:
         if kind == "Job":
-            return api.sanitize_for_serialization(
-                client.BatchV1Api(api).read_namespaced_job(name, ns)
-            )  # type: ignore[no-any-return]
+            return _raw(client.BatchV1Api(api).read_namespaced_job, name, ns)  # type: ignore[no-any-return]
         if kind == "ConfigMap":
             return api.sanitize_for_serialization(
                 client.CoreV1Api(api).read_namespaced_config_map(name, ns)
@@ -125,15 +134,13 @@ def list_custom(kind: str, ns: str, selector: str) -> list[dict[str, Any]]:
 
 
 def list_jobs(ns: str, selector: str) -> list[dict[str, Any]]:
-    api = _api()
-    jobs = client.BatchV1Api(api).list_namespaced_job(ns, label_selector=selector)
-    return [api.sanitize_for_serialization(j) for j in jobs.items]
+    out = _raw(client.BatchV1Api(_api()).list_namespaced_job, ns, label_selector=selector)
+    return list(out.get("items") or [])
 
 
 def list_pods(ns: str, selector: str) -> list[dict[str, Any]]:
-    api = _api()
-    pods = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=selector)
-    return [api.sanitize_for_serialization(p) for p in pods.items]
+    out = _raw(client.CoreV1Api(_api()).list_namespaced_pod, ns, label_selector=selector)
+    return list(out.get("items") or [])
 
 
 def secret_exists(ns: str, name: str) -> bool | None:

@@ -15,7 +15,8 @@ import kopf
 from sailvl.api import constants as c
 from sailvl.runtime.metrics import OPERATOR_METRICS_PORT, serve
 
-from . import children, curriculum, diagnose, experiment, k8s, kueue, leader, watchstate
+from . import children, curriculum, diagnose, experiment, k8s, kueue, leader, runs, watchstate
+from . import status as s
 
 METRICS = children.METRICS  # one lazily-registered set per process
 # Kinds whose status comes from their own Jobs (children.observe); DataJob is no step kind.
@@ -115,28 +116,57 @@ def datajob_reconcile(body: kopf.Body, **_: Any) -> None:
     _timed("DataJob", "reconcile", children.reconcile, "DataJob", dict(body))
 
 
-def _observe_owner(body: kopf.Body) -> None:
-    """Re-derive the status of the resource that owns a Job or pod (by its labels)."""
+def _parent_labels(kind: str, ns: str, owner: str) -> dict[str, str]:
+    """The labels of a Job's owner (only they are read: the index has them)."""
+    res = watchstate.indexed_child(kind, ns, owner) or k8s.get(c.API_VERSION, kind, ns, owner)
+    return dict((res or {}).get("metadata", {}).get("labels") or {})
+
+
+def _observe_owner(body: kopf.Body, *, is_job: bool = False) -> None:
+    """Re-derive the status of the resource that owns a Job or pod (by its labels).
+
+    A Curriculum's hand-over comes first, in this thread, when the Job event says
+    Complete: a complete Job is final (the child succeeded, whatever else its status
+    says), and the Curriculum derives the child's phase from its Jobs, never from the
+    child's status, so the child's own status write need not come before the next
+    child's create. That write runs in the background (:data:`OBSERVER`): kopf handles
+    one Job's events one at a time, and the Job's ``Complete`` used to wait behind the
+    status write of its previous event."""
     labels = body.metadata.labels
     kind, owner, ns = labels.get(c.LABEL_KIND), labels.get(c.LABEL_NAME), body.metadata.namespace
     if kind not in JOB_KINDS or not owner or not ns:
         return
-    phase = _timed(kind, "observe", children.observe, kind, ns, owner)
-    res = None
-    if phase in c.TERMINAL_PHASES:  # only its labels are read: the index has them
-        res = watchstate.indexed_child(kind, ns, owner) or k8s.get(c.API_VERSION, kind, ns, owner)
-    labels = (res or {}).get("metadata", {}).get("labels") or {}
-    if parent := labels.get(c.LABEL_CURRICULUM):
+    done = is_job and s.job_outcome(dict(body)).phase == c.SUCCEEDED
+    if done and (parent := _parent_labels(kind, ns, owner).get(c.LABEL_CURRICULUM)):
         _timed("Curriculum", "advance", curriculum.advance, ns, parent, owner)
-    if parent := labels.get(c.LABEL_EXPERIMENT):
-        _timed("Experiment", "advance", experiment.advance, ns, parent)
+    observe_soon(kind, ns, owner)
+
+
+#: The children's observes, one at a time per child, off kopf's handler threads.
+OBSERVER = runs.Background(workers=k8s.BACKGROUND_WORKERS)
+
+
+def observe_soon(kind: str, ns: str, name: str) -> None:
+    """Observe a child in the background; its parents advance when it has finished."""
+    OBSERVER.submit((kind, ns, name), lambda _: _observe_and_advance(kind, ns, name))
+
+
+def _observe_and_advance(kind: str, ns: str, name: str) -> None:
+    phase = _timed(kind, "observe", children.observe, kind, ns, name)
+    if phase not in c.TERMINAL_PHASES:
+        return
+    parents = _parent_labels(kind, ns, name)
+    if cur := parents.get(c.LABEL_CURRICULUM):
+        _timed("Curriculum", "advance", curriculum.advance, ns, cur, name)
+    if exp := parents.get(c.LABEL_EXPERIMENT):
+        _timed("Experiment", "advance", experiment.advance, ns, exp)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE})
 def job_observe(body: kopf.Body, type: str | None, **kwargs: Any) -> None:
     watchstate.bind(kwargs)
     if type != "DELETED":
-        _observe_owner(body)
+        _observe_owner(body, is_job=True)
 
 
 def _pod_in_trouble(body: kopf.Body, **_: Any) -> bool:
@@ -171,9 +201,7 @@ def _watch(kind: str) -> Any:
         if kind == "Experiment":
             experiment.observe_metrics(dict(body), type)
         if type != "DELETED" and kind in JOB_KINDS and body.metadata.namespace:
-            _timed(
-                kind, "observe", children.observe, kind, body.metadata.namespace, body.metadata.name
-            )
+            observe_soon(kind, body.metadata.namespace, body.metadata.name)
 
     return handler
 
@@ -192,6 +220,7 @@ for _kind, _plural in KIND_PLURALS[:3]:  # CaptionJob, TrainStage, EvalSuite
     kopf.index(G, V, _plural, id=watchstate.CHILD_INDEX_PREFIX + _kind.lower())(
         watchstate.index_child(_kind)
     )
+kopf.index(G, V, "curricula", id=watchstate.CURRICULUM_INDEX)(watchstate.index_curriculum)
 
 
 # --- Kueue: its admission decisions (the Workload's conditions) reach the TrainStage

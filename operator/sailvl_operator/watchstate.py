@@ -117,6 +117,7 @@ def observe_event(
 
 JOB_INDEX = "sailvl_jobs_by_owner"
 CHILD_INDEX_PREFIX = "sailvl_children_"
+CURRICULUM_INDEX = "sailvl_curricula"
 _BOUND: dict[str, Any] = {}
 
 
@@ -142,10 +143,15 @@ def index_child(kind: str) -> Any:
     return indexer
 
 
+def index_curriculum(namespace: str | None, name: str | None, body: Any, **_: Any) -> Any:
+    """Indexer: a Curriculum under (namespace, name)."""
+    return {(namespace, name): dict(body)} if namespace and name else {}
+
+
 def bind(kwargs: dict[str, Any]) -> None:
     """Keep the indices kopf passed to a handler (the same live objects every time)."""
     for key, value in kwargs.items():
-        if key == JOB_INDEX or key.startswith(CHILD_INDEX_PREFIX):
+        if key in (JOB_INDEX, CURRICULUM_INDEX) or key.startswith(CHILD_INDEX_PREFIX):
             _BOUND[key] = value
 
 
@@ -193,6 +199,12 @@ def indexed_children(ns: str, curriculum: str) -> list[tuple[str, dict[str, Any]
             return None
         out += got
     return out
+
+
+def indexed_curriculum(ns: str, name: str) -> dict[str, Any] | None:
+    """A Curriculum from the index; None when not bound or not there."""
+    got = _values(_BOUND.get(CURRICULUM_INDEX), (ns, name))
+    return got[0] if got else None
 
 
 def indexed_child(kind: str, ns: str, name: str) -> dict[str, Any] | None:
