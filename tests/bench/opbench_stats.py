@@ -12,6 +12,7 @@ are not logged at all, which keeps the log (and its cost to the API server) smal
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import threading
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import psutil
 
@@ -200,3 +202,74 @@ def summarize(values: list[float]) -> Summary | None:
 
 def now() -> float:
     return time.time()
+
+
+@dataclass(frozen=True)
+class PathCalls:
+    """The operator's requests on one hand-over's path, from the audit log."""
+
+    calls: int  # operator requests about this Curriculum between Job done and the create
+    server_s: float  # the API server's time in them (received -> response complete)
+    wait_s: float  # Job controller's Complete write -> the operator's first request
+
+
+def handover_paths(log: Path, order: list[str]) -> list[PathCalls]:
+    """Per hand-over (step k of Curriculum ``cNNN`` -> step k+1): from the Job
+    controller's last write of step k's Job status (its ``Complete``) to the operator's
+    create of step k+1's child, the operator's requests that name the Curriculum or one
+    of its children (reads by name or label selector, writes). Shows where a hand-over
+    waits: on the API server (``server_s``), before the operator's first request
+    (``wait_s``: watch delivery and the handler's queue), or in the operator itself."""
+    job_done: dict[str, float] = {}
+    created: dict[str, float] = {}
+    ops: dict[str, list[tuple[float, float]]] = {}
+    with log.open() as fh:
+        for line in fh:
+            ev = json.loads(line)
+            ref = ev.get("objectRef") or {}
+            name, agent = ref.get("name") or "", ev.get("userAgent") or ""
+            got = _ts(ev["requestReceivedTimestamp"]), _ts(ev["stageTimestamp"])
+            job_writer = "job-controller" in (ev.get("user") or {}).get("username", "")
+            if ref.get("resource") == "jobs" and ref.get("subresource") == "status" and job_writer:
+                job_done[name] = got[1]
+            if not is_operator(agent):
+                continue
+            if ev["verb"] == "create" and ref.get("resource") in CHILD_PLURALS:
+                created.setdefault(name, got[0])
+            cur = _curriculum_of(name) or _curriculum_of(unquote(ev.get("requestURI") or ""))
+            if cur:
+                ops.setdefault(cur, []).append(got)
+    out = []
+    for cur, reqs in ops.items():
+        for k in range(len(order) - 1):
+            child, nxt = f"{cur}-{order[k]}", f"{cur}-{order[k + 1]}"
+            ends = [t for j, t in job_done.items() if _job_of_child(j, child)]
+            if not ends or nxt not in created:
+                continue
+            t0, t1 = max(ends), created[nxt]
+            on_path = sorted(r for r in reqs if t0 <= r[0] <= t1)
+            wait = (on_path[0][0] if on_path else t1) - t0
+            out.append(PathCalls(len(on_path), sum(d - r for r, d in on_path), wait))
+    return out
+
+
+CHILD_PLURALS = frozenset({"captionjobs", "trainstages", "evalsuites"})
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def _curriculum_of(text: str) -> str | None:
+    """The bench's Curriculum name (``c`` and three digits) in a name or request URI."""
+    found = _CURRICULUM_RE.search(text)
+    return found.group(0) if found else None
+
+
+_CURRICULUM_RE = re.compile(r"(?<![A-Za-z0-9])c[0-9]{3}(?![0-9])")
+
+
+def _job_of_child(job: str, child: str) -> bool:
+    """Whether a Job belongs to a child: ``<child>`` or ``<child>-<attempt>``."""
+    rest = job[len(child) :] if job.startswith(child) else None
+    return rest is not None and (rest == "" or (rest[0] == "-" and rest[1:].isdigit()))
