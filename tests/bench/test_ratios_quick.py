@@ -9,7 +9,7 @@ never asserted; no result file is written.
 | ratio | quick size | measured here (per round) | floor |
 |---|---|---|---|
 | packed / padded training steps | 32 samples, 1 thread | 2.22, 2.32, 2.38 | 1.5x |
-| sailvl / MosaicML streaming on SeaweedFS, in-process | 150 samples | 0.82 (cold first round), 1.57, 1.34 | 1.1x |
+| sailvl / MosaicML streaming on SeaweedFS, in-process | 150 samples, median of 5 after a warm-up round | 0.82 (the cold warm-up round), 1.57, 1.34 | 1.1x |
 | pipelined / sequential captioning, 1 s per object | 6 samples, 3 shards | 1.26, 1.44, 1.33 | 1.15x |
 
 The caption quick size makes store latency (a sleep per object read and write) weigh
@@ -55,8 +55,12 @@ def test_loader_beats_mosaicml_streaming_on_seaweedfs(s3_server: S3Server) -> No
     assert_server_is_expected(s3_server)
     from tests.bench.bench_loader import measure
 
-    got = measure(s3_server, n=150, rounds=3, setups=("in-process",))["in-process"]
-    ratios = [a / b for a, b in zip(got["sailvl"], got["streaming"], strict=True)]
+    # Round 0 warms both sides up (imports, S3 connections, the page cache) and is not
+    # counted; the median is over five rounds. With three rounds and the cold one counted
+    # (0.82 measured) a run at load 8-15 fell under the floor; one at load 7-10 measured
+    # 1.37, 0.86, 1.12 warm: single rounds of ~4 s swing that much on a shared machine.
+    got = measure(s3_server, n=150, rounds=6, setups=("in-process",))["in-process"]
+    ratios = [a / b for a, b in zip(got["sailvl"], got["streaming"], strict=True)][1:]
     ratio = statistics.median(ratios)
     assert ratio >= FLOORS["loader"], f"sailvl / streaming {ratio:.2f}x ({ratios})"
 
