@@ -137,9 +137,15 @@ def test_a_rerun_resumes_and_runs_nothing_twice(
             time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGINT)
 
-    threading.Thread(target=stop_soon, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(_spec(parallelism=2), tmp_path, "exp")
+    # Python's own Ctrl-C handler, whatever pytest inherited: a shell starts a background
+    # job (`pytest ... &`) with SIGINT ignored, and then this test hung for good.
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=stop_soon, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(_spec(parallelism=2), tmp_path, "exp")
+    finally:
+        signal.signal(signal.SIGINT, saved)
     finished = first.ran[:3]
     second = FakeJobs()
     _use(monkeypatch, second)
