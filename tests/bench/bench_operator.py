@@ -226,8 +226,9 @@ def run(cfg: BenchConfig) -> int:
         k = cp.kubectl
         print(f"control plane: {cfg.nodes} nodes Ready in {cp.startup_seconds:.1f} s", flush=True)
         k.apply(ROOT / "crds")
-        for crd in ("captionjobs", "trainstages", "evalsuites", "curricula"):
-            k("wait", "--for=condition=Established", f"crd/{crd}.sailvl.io", "--timeout=60s")
+        k.wait_established(
+            *(f"{c}.sailvl.io" for c in ("captionjobs", "trainstages", "evalsuites", "curricula"))
+        )
         ns = k.create_namespace("bench")
         api = config.new_client_from_config(str(cp.kubeconfig))
         api.user_agent = BENCH_USER_AGENT
